@@ -1,0 +1,206 @@
+"""The `munet-serve` command line.
+
+  munet-serve serve | evolve | up          run the server, the evolver, or both (Ctrl-C stops them)
+  munet-serve predict TASK IMAGE...        classify images
+  munet-serve tasks register|list|show|watch|delete
+  munet-serve versions list|rollback
+
+`serve` and `evolve` hand their arguments to the server's and the evolver's own entry points, so this module imports
+neither (the client side needs no torch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .client import DEFAULT_TARGET, Client
+from .errors import MunetError
+from .render import console
+
+
+def _server_main(argv: list[str]) -> int:
+    from munet_serve.server.__main__ import main
+
+    return main(argv)
+
+
+def _evolver_main(argv: list[str]) -> int:
+    from munet_serve.evolver.__main__ import main
+
+    return main(argv)
+
+
+DELEGATED = {"serve": _server_main, "evolve": _evolver_main}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="munet-serve", description="muNet as a service: serve, evolve, predict.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--server", default=DEFAULT_TARGET,
+                        help=f"server address (default {DEFAULT_TARGET}, or $MUNET_SERVE_SERVER)")
+    common.add_argument("--timeout", type=float, default=None, help="per-call deadline in seconds")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("serve", help="run the server (see munet-serve serve --help)", add_help=False)
+    commands.add_parser("evolve", help="run the evolver (see munet-serve evolve --help)", add_help=False)
+
+    from . import up
+
+    up_parser = commands.add_parser(
+        "up", help="run the server and a co-located evolver; unknown options go to the evolver"
+    )
+    up.add_arguments(up_parser)
+
+    predict = commands.add_parser("predict", parents=[common], help="classify images with a task's current version")
+    predict.add_argument("task")
+    predict.add_argument("images", nargs="+", type=Path)
+    predict.add_argument("--top-k", type=int, default=3)
+
+    tasks = commands.add_parser("tasks", help="register, list, show, watch or delete tasks")
+    task_commands = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    register = task_commands.add_parser("register", parents=[common], help="register a task with its dataset")
+    register.add_argument("name")
+    source = register.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-folder", type=Path, metavar="DIR", help="one sub-folder of images per label")
+    source.add_argument("--from-npz", type=Path, metavar="FILE", help="an .npz with images and labels")
+    source.add_argument("--demo", action="store_true", help="the built-in demo dataset (scikit-learn digits)")
+    register.add_argument("--description", default="")
+    register.add_argument("--image-size", type=int, default=0, help="store images at this size (default: as given)")
+    register.add_argument("--validation-fraction", type=float, default=0.0, help="default 0.1")
+    register.add_argument("--test-fraction", type=float, default=0.0, help="default 0.1")
+    task_commands.add_parser("list", parents=[common], help="list tasks")
+    show = task_commands.add_parser("show", parents=[common], help="show one task")
+    show.add_argument("name")
+    watch = task_commands.add_parser("watch", parents=[common], help="stream task events until Ctrl-C")
+    watch.add_argument("name", nargs="?", default="")
+    delete = task_commands.add_parser("delete", parents=[common], help="delete a task")
+    delete.add_argument("name")
+
+    versions = commands.add_parser("versions", help="list a task's versions or roll back")
+    version_commands = versions.add_subparsers(dest="action", required=True, metavar="ACTION")
+    vlist = version_commands.add_parser("list", parents=[common], help="list versions with metrics and lineage")
+    vlist.add_argument("task")
+    rollback = version_commands.add_parser("rollback", parents=[common], help="make an earlier version current")
+    rollback.add_argument("task")
+    rollback.add_argument("version", type=int)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return DELEGATED[argv[0]](argv[1:])
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "up":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    logging.basicConfig(level=os.environ.get("MUNET_SERVE_LOG", "WARNING"))
+    try:
+        if args.command == "up":
+            from . import up
+
+            return up.run(args, extra)
+        with Client(args.server, timeout=args.timeout) as client:
+            return COMMANDS[(args.command, getattr(args, "action", None))](client, args)
+    except MunetError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 1
+    except (OSError, ValueError) as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _predict(client: Client, args: argparse.Namespace) -> int:
+    from . import render
+
+    result = client.predict(args.task, [str(p) for p in args.images], top_k=args.top_k)
+    console.print(render.predictions_table([p.name for p in args.images], result))
+    return 0
+
+
+def _register(client: Client, args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import datasets, render
+
+    spec = dict(
+        description=args.description,
+        image_size=args.image_size,
+        validation_fraction=args.validation_fraction,
+        test_fraction=args.test_fraction,
+    )
+    if args.demo:
+        upload = datasets.demo_digits(args.name)
+    elif args.from_folder:
+        upload = datasets.from_folder(args.name, args.from_folder, **spec)
+    else:
+        upload = datasets.from_npz(args.name, args.from_npz, **spec)
+    columns = (TextColumn("uploading {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task(args.name, total=len(upload.images))
+        task = client.register(upload, progress=lambda done, total: progress.update(bar, completed=done))
+    console.print(f"registered {task.name!r}: {len(task.labels)} labels, state {task.state}")
+    console.print(render.task_detail(task))
+    return 0
+
+
+def _list(client: Client, args: argparse.Namespace) -> int:
+    from . import render
+
+    console.print(render.tasks_table(client.list_tasks()))
+    return 0
+
+
+def _show(client: Client, args: argparse.Namespace) -> int:
+    from . import render
+
+    console.print(render.task_detail(client.get_task(args.name)))
+    return 0
+
+
+def _watch(client: Client, args: argparse.Namespace) -> int:
+    from . import render
+
+    watch = client.watch_tasks(args.name, send_initial=True)
+    try:
+        for event in watch:
+            console.print(render.event_line(event), markup=False)
+    except KeyboardInterrupt:
+        watch.cancel()
+    return 0
+
+
+def _delete(client: Client, args: argparse.Namespace) -> int:
+    client.delete_task(args.name)
+    console.print(f"deleted {args.name!r}")
+    return 0
+
+
+def _versions(client: Client, args: argparse.Namespace) -> int:
+    from . import render
+
+    console.print(render.versions_table(client.list_versions(args.task)))
+    return 0
+
+
+def _rollback(client: Client, args: argparse.Namespace) -> int:
+    task = client.rollback(args.task, args.version)
+    console.print(f"{task.name} now serves version {task.current_version}")
+    return 0
+
+
+COMMANDS = {
+    ("predict", None): _predict,
+    ("tasks", "register"): _register,
+    ("tasks", "list"): _list,
+    ("tasks", "show"): _show,
+    ("tasks", "watch"): _watch,
+    ("tasks", "delete"): _delete,
+    ("versions", "list"): _versions,
+    ("versions", "rollback"): _rollback,
+}

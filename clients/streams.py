@@ -1,0 +1,135 @@
+"""Builds the request streams of the streaming RPCs and reassembles streamed responses (shared by both clients)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from munet_serve.artifacts import CHUNK_BYTES, Split, sha256_hex
+from munet_serve.imaging import InputSpec
+from munet_serve.proto.v1 import evolution_pb2, tasks_pb2, types_pb2
+from munet_serve.structs import to_struct
+
+from . import convert
+from .types import ComponentArtifact, ComponentInfo, Metrics, PathComponent, PathRef
+
+Progress = Callable[[int, int], None]  # (examples sent, total examples)
+
+
+@dataclass(frozen=True)
+class TaskUpload:
+    """A task to register: its name, labels and examples (encoded bytes or uint8 pixels, label index, split)."""
+
+    name: str
+    labels: Sequence[str]
+    images: Sequence[bytes | np.ndarray]
+    label_ids: Sequence[int]
+    splits: Sequence[Split | int] | None = None
+    description: str = ""
+    validation_fraction: float = 0.0
+    test_fraction: float = 0.0
+    image_size: int = 0
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.label_ids):
+            raise ValueError(f"{len(self.images)} images but {len(self.label_ids)} labels")
+        if self.splits is not None and len(self.splits) != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {len(self.splits)} splits")
+
+
+def register_requests(
+    upload: TaskUpload, progress: Progress | None = None, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[tasks_pb2.RegisterTaskRequest]:
+    spec = tasks_pb2.TaskSpec(
+        name=upload.name,
+        labels=list(upload.labels),
+        description=upload.description,
+        validation_fraction=upload.validation_fraction,
+        test_fraction=upload.test_fraction,
+        image_size=upload.image_size,
+    )
+    yield tasks_pb2.RegisterTaskRequest(spec=spec)
+    total = len(upload.images)
+    chunk = tasks_pb2.DatasetChunk()
+    size = 0
+    for i, (image, label) in enumerate(zip(upload.images, upload.label_ids, strict=True)):
+        split = int(upload.splits[i]) if upload.splits is not None else 0
+        example = tasks_pb2.Example(image=convert.image_to_pb(image), label=int(label), split=split)  # type: ignore[arg-type]
+        chunk.examples.append(example)
+        size += example.ByteSize()
+        if size >= chunk_bytes:
+            yield tasks_pb2.RegisterTaskRequest(chunk=chunk)
+            if progress:
+                progress(i + 1, total)
+            chunk, size = tasks_pb2.DatasetChunk(), 0
+    if chunk.examples:
+        yield tasks_pb2.RegisterTaskRequest(chunk=chunk)
+    if progress:
+        progress(total, total)
+
+
+def _chunks(data: bytes, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    for start in range(0, len(data), chunk_bytes):
+        yield data[start : start + chunk_bytes]
+
+
+def component_parts(artifacts: Iterable[ComponentArtifact]) -> Iterator[evolution_pb2.ComponentPart]:
+    for artifact in artifacts:
+        if artifact.onnx is None:
+            raise ValueError(f"component {artifact.id} has no ONNX graph to upload")
+        yield evolution_pb2.ComponentPart(info=convert.component_info_to_pb(artifact.info))
+        for piece in _chunks(artifact.weights):
+            yield evolution_pb2.ComponentPart(weights_chunk=piece)
+        for piece in _chunks(artifact.onnx):
+            yield evolution_pb2.ComponentPart(onnx_chunk=piece)
+
+
+def publish_requests(
+    task: str,
+    components: Sequence[PathComponent],
+    hparams: dict,
+    metrics: Metrics,
+    input: InputSpec,
+    parent: PathRef | None,
+    new_components: Sequence[ComponentArtifact],
+) -> Iterator[evolution_pb2.PublishPathRequest]:
+    path = types_pb2.PathVersion(
+        task=task,
+        components=convert.path_components_to_pb(components),
+        hparams=to_struct(hparams),
+        metrics=convert.metrics_to_pb(metrics),
+        input=convert.input_spec_to_pb(input),
+    )
+    if parent is not None:
+        path.parent.CopyFrom(types_pb2.PathRef(task=parent.task, version=parent.version))
+    yield evolution_pb2.PublishPathRequest(path=path)
+    for part in component_parts(new_components):
+        yield evolution_pb2.PublishPathRequest(component=part)
+
+
+class ComponentAssembler:
+    """Collects a GetComponent stream into a ComponentArtifact."""
+
+    def __init__(self) -> None:
+        self.info: ComponentInfo | None = None
+        self.weights = bytearray()
+        self.onnx = bytearray()
+
+    def add(self, part: evolution_pb2.ComponentPart) -> None:
+        which = part.WhichOneof("part")
+        if which == "info":
+            self.info = convert.component_info_from_pb(part.info)
+        elif which == "weights_chunk":
+            self.weights += part.weights_chunk
+        elif which == "onnx_chunk":
+            self.onnx += part.onnx_chunk
+
+    def result(self) -> ComponentArtifact:
+        if self.info is None:
+            raise ValueError("component stream carried no ComponentInfo")
+        weights = bytes(self.weights)
+        if sha256_hex(weights) != self.info.id:
+            raise ValueError(f"component {self.info.id}: downloaded weights do not match the id")
+        return ComponentArtifact(info=self.info, weights=weights, onnx=bytes(self.onnx) or None)

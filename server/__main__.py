@@ -1,0 +1,59 @@
+"""`python -m munet_serve.server` / `munet-serve serve`: run the server until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+from .config import ServerConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("MUNET_SERVE_DATA_DIR", "munet-data")),
+                        help="registry directory (default: ./munet-data or $MUNET_SERVE_DATA_DIR)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=50051, help="gRPC port (default 50051; 0 picks a free one)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="ONNX Runtime device: CUDA when a GPU is present (auto), or forced")
+    parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: one per core)")
+    parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    parser.add_argument("--max-workers", type=int, default=32, help="gRPC worker threads")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(
+        data_dir=args.data_dir,
+        host=args.host,
+        port=args.port,
+        device=args.device,
+        intra_op_threads=args.threads,
+        metrics_port=args.metrics_port,
+        max_workers=args.max_workers,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from .app import serve_until_signalled
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    serve_until_signalled(config_from_args(args), stop)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="munet-serve serve", description=__doc__)
+    add_arguments(parser)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Assembles a server: registry and sessions, the gRPC services, health, reflection, metrics; graceful stop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from munet_serve.proto.v1 import (
+    evolution_pb2,
+    evolution_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
+    tasks_pb2,
+    tasks_pb2_grpc,
+)
+
+from .config import ServerConfig
+from .engine import ort_environment
+from .errors import ErrorMappingInterceptor
+from .metrics import ServerMetrics
+from .service import ServeCore
+from .servicers import EvolutionServicer, InferenceServicer, TasksServicer, VersionsServicer
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
+    tasks_pb2.DESCRIPTOR.services_by_name["Tasks"].full_name,
+    tasks_pb2.DESCRIPTOR.services_by_name["Versions"].full_name,
+    evolution_pb2.DESCRIPTOR.services_by_name["Evolution"].full_name,
+)
+
+
+@dataclass
+class RunningServer:
+    """A started server; `port` is the bound gRPC port (useful with port 0)."""
+
+    config: ServerConfig
+    core: ServeCore
+    grpc_server: grpc.Server
+    health: health.HealthServicer
+    port: int
+    metrics_port: int | None
+    stopped: bool = False
+
+    @property
+    def target(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stops taking requests, lets in-flight ones finish within `grace` seconds, then closes the registry."""
+        if self.stopped:
+            return
+        self.stopped = True
+        self.health.enter_graceful_shutdown()
+        self.core.events.close()
+        self.grpc_server.stop(grace).wait()
+        self.core.metrics.stop_http()
+        self.core.close()
+        logger.info("server on port %d stopped", self.port)
+
+    def wait(self) -> None:
+        self.grpc_server.wait_for_termination()
+
+
+def create_server(config: ServerConfig) -> RunningServer:
+    """Opens the registry, loads every task's current version, and starts serving on config.host:config.port."""
+    env = ort_environment(config.device, config.intra_op_threads)
+    metrics = ServerMetrics()
+    core = ServeCore(config, env, metrics)
+    core.start()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="munet-rpc"),
+        interceptors=[ErrorMappingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", config.max_message_bytes),
+            ("grpc.max_send_message_length", config.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    inference_pb2_grpc.add_InferenceServicer_to_server(InferenceServicer(core), server)
+    tasks_pb2_grpc.add_TasksServicer_to_server(TasksServicer(core), server)
+    tasks_pb2_grpc.add_VersionsServicer_to_server(VersionsServicer(core), server)
+    evolution_pb2_grpc.add_EvolutionServicer_to_server(EvolutionServicer(core), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if config.reflection:
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    if port == 0:
+        core.close()
+        raise OSError(f"could not bind {config.host}:{config.port}")
+    metrics_port = metrics.serve_http(config.host, config.metrics_port) if config.metrics_port is not None else None
+    server.start()
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    logger.info("serving on %s:%d (providers %s%s)", config.host, port, ", ".join(env.providers),
+                f", metrics on :{metrics_port}" if metrics_port else "")
+    return RunningServer(config, core, server, health_servicer, port, metrics_port)
+
+
+def serve_until_signalled(config: ServerConfig, stop: threading.Event) -> None:
+    """Runs a server until `stop` is set (the entry point sets it on SIGINT/SIGTERM)."""
+    running = create_server(config)
+    try:
+        stop.wait()
+    finally:
+        running.stop()

@@ -1,0 +1,51 @@
+"""Content-addressed files under the data directory, written atomically (temp file, fsync, rename, fsync dir)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+class BlobStore:
+    """Immutable files named by content address: ``<root>/<area>/<id[:2]>/<id><suffix>``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.tmp = self.root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, area: str, id: str, suffix: str) -> Path:
+        return self.root / area / id[:2] / f"{id}{suffix}"
+
+    def write(self, area: str, id: str, suffix: str, data: bytes) -> Path:
+        """Writes the file durably unless it exists already; returns its path."""
+        target = self.path(area, id, suffix)
+        if target.exists() and target.stat().st_size == len(data):
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, suffix=suffix)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        _fsync_dir(target.parent)
+        return target
+
+    def clear_tmp(self) -> None:
+        """Removes temp files a crash may have left behind."""
+        for leftover in self.tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

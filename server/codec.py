@@ -1,0 +1,315 @@
+"""The server's only protobuf <-> domain conversions, with the validation of what clients send."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import Message
+
+from munet_serve.artifacts import ComponentKind
+from munet_serve.imaging import ImageError, InputSpec, check_pixels, decode
+from munet_serve.proto.v1 import inference_pb2, tasks_pb2, types_pb2
+from munet_serve.structs import from_struct, to_struct
+
+from .errors import InvalidArgument, ResourceExhausted
+from .events import TaskEvent
+from .registry import ComponentRecord, DatasetRecord, RootRecord, TaskView, VersionRecord
+
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NP_DTYPE: dict[int, np.dtype] = {
+    types_pb2.DTYPE_FLOAT32: np.dtype(np.float32),
+    types_pb2.DTYPE_UINT8: np.dtype(np.uint8),
+}
+_KIND_TO_PB = {kind: types_pb2.ComponentKind.Value(f"COMPONENT_KIND_{kind.name}") for kind in ComponentKind}
+_KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
+_EVENT_TO_PB = {
+    name.removeprefix("TASK_EVENT_TYPE_").lower(): tasks_pb2.TaskEventType.Value(name)
+    for name in tasks_pb2.TaskEventType.keys()
+}
+
+
+def check_task_name(name: str) -> str:
+    if not TASK_NAME.match(name):
+        raise InvalidArgument(
+            f"invalid task name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+# --- generic helpers -----------------------------------------------------------------------------------------------
+
+
+def message_to_dict(message: Message) -> dict[str, Any]:
+    """Scalar fields of a flat message as a plain dict (for JSON storage)."""
+    return {f.name: getattr(message, f.name) for f in message.DESCRIPTOR.fields if f.type != f.TYPE_MESSAGE}
+
+
+def fill_message(message: Message, values: dict[str, Any]) -> Message:
+    names = {f.name for f in message.DESCRIPTOR.fields if f.type != f.TYPE_MESSAGE}
+    for key, value in values.items():
+        if key in names:
+            setattr(message, key, value)
+    return message
+
+
+def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    if seconds:
+        ts.FromNanoseconds(int(seconds * 1e9))
+    return ts
+
+
+def kind_pb(kind: ComponentKind) -> int:
+    return _KIND_TO_PB[kind]
+
+
+def kind_from_pb(kind: int) -> ComponentKind:
+    if kind not in _KIND_FROM_PB:
+        raise InvalidArgument(f"unknown component kind {kind}")
+    return _KIND_FROM_PB[kind]
+
+
+# --- tensors and images --------------------------------------------------------------------------------------------
+
+
+def tensor_array(t: types_pb2.Tensor, what: str) -> np.ndarray:
+    if t.dtype not in _NP_DTYPE:
+        raise InvalidArgument(f"{what}: dtype must be FLOAT32 or UINT8, got {types_pb2.DType.Name(t.dtype)}")
+    dtype = _NP_DTYPE[t.dtype]
+    shape = tuple(t.shape)
+    if not shape or any(d <= 0 for d in shape):
+        raise InvalidArgument(f"{what}: shape {list(shape)} must have positive dimensions")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(t.data) != expected:
+        raise InvalidArgument(
+            f"{what}: data has {len(t.data)} bytes, but shape {list(shape)} of {dtype.name} needs {expected}"
+        )
+    return np.frombuffer(t.data, dtype=dtype).reshape(shape)
+
+
+@dataclass(frozen=True)
+class PredictInput:
+    """Images of a predict request: raw uint8 pixels to preprocess, or an already preprocessed float32 batch."""
+
+    pixels: list[np.ndarray] | None = None
+    preprocessed: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.pixels) if self.pixels is not None else len(self.preprocessed)  # type: ignore[arg-type]
+
+
+def predict_input(request: inference_pb2.PredictRequest, max_images: int) -> PredictInput:
+    has_batch = request.HasField("batch")
+    if has_batch and request.images:
+        raise InvalidArgument("give either images or a batch tensor, not both")
+    if not has_batch and not request.images:
+        raise InvalidArgument("the request has no images")
+    if has_batch:
+        array = tensor_array(request.batch, "batch")
+        if len(array) > max_images:
+            raise ResourceExhausted(f"{len(array)} images in one request; the limit is {max_images}")
+        if array.dtype == np.float32:
+            if array.ndim != 4:
+                raise InvalidArgument(f"a float32 batch must have shape [N, 3, S, S], got {list(array.shape)}")
+            return PredictInput(preprocessed=array)
+        if array.ndim not in (3, 4):
+            raise InvalidArgument(f"a uint8 batch must have shape [N, H, W] or [N, H, W, C], got {list(array.shape)}")
+        return PredictInput(pixels=[_pixels(a, f"batch[{i}]") for i, a in enumerate(array)])
+    if len(request.images) > max_images:
+        raise ResourceExhausted(f"{len(request.images)} images in one request; the limit is {max_images}")
+    pixels: list[np.ndarray] = []
+    floats: list[np.ndarray] = []
+    for i, image in enumerate(request.images):
+        array = image_array(image, f"image {i}")
+        (floats if array.dtype == np.float32 else pixels).append(array)
+    if pixels and floats:
+        raise InvalidArgument("a request mixes preprocessed float32 images with encoded or uint8 ones")
+    if floats:
+        shapes = {a.shape for a in floats}
+        if len(shapes) > 1 or floats[0].ndim != 3:
+            raise InvalidArgument(f"float32 images must all have shape [3, S, S], got {sorted(map(list, shapes))}")
+        return PredictInput(preprocessed=np.stack(floats))
+    return PredictInput(pixels=pixels)
+
+
+def image_array(image: types_pb2.Image, what: str) -> np.ndarray:
+    """Encoded -> decoded uint8; uint8 pixels -> validated; float32 -> returned as is (checked against the spec)."""
+    which = image.WhichOneof("content")
+    if which is None:
+        raise InvalidArgument(f"{what}: empty image (set encoded or pixels)")
+    try:
+        if which == "encoded":
+            return decode(image.encoded)
+        array = tensor_array(image.pixels, what)
+        return array if array.dtype == np.float32 else check_pixels(array)
+    except ImageError as e:
+        raise InvalidArgument(f"{what}: {e}") from e
+
+
+def _pixels(array: np.ndarray, what: str) -> np.ndarray:
+    try:
+        return check_pixels(array)
+    except ImageError as e:
+        raise InvalidArgument(f"{what}: {e}") from e
+
+
+def check_preprocessed(batch: np.ndarray, spec: InputSpec, where: str) -> None:
+    expected = (len(batch), *spec.model_input_shape)
+    if batch.shape != expected:
+        raise InvalidArgument(
+            f"preprocessed images have shape {list(batch.shape)}, but {where} expects {list(expected)} "
+            f"(float32 [N, 3, {spec.image_size}, {spec.image_size}])"
+        )
+    if not np.isfinite(batch).all():
+        raise InvalidArgument("preprocessed images contain NaN or infinite values")
+
+
+def classifications(
+    logits: np.ndarray, labels: tuple[str, ...], top_k: int, include_logits: bool
+) -> list[inference_pb2.Classification]:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(shifted)
+    probs /= probs.sum(axis=1, keepdims=True)
+    k = min(top_k or 5, len(labels))
+    order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    results = []
+    for row, best in enumerate(order):
+        c = inference_pb2.Classification(
+            top=[inference_pb2.LabelScore(label=labels[i], index=int(i), score=float(probs[row, i])) for i in best]
+        )
+        if include_logits:
+            row_logits = np.ascontiguousarray(logits[row], dtype=np.float32)
+            c.logits.CopyFrom(
+                types_pb2.Tensor(dtype=types_pb2.DTYPE_FLOAT32, shape=[len(labels)], data=row_logits.tobytes())
+            )
+        results.append(c)
+    return results
+
+
+# --- specs ---------------------------------------------------------------------------------------------------------
+
+
+def input_spec(spec: types_pb2.InputSpec, what: str) -> InputSpec:
+    try:
+        return InputSpec(
+            image_size=spec.image_size,
+            mean=tuple(spec.mean) if spec.mean else (0.5, 0.5, 0.5),  # type: ignore[arg-type]
+            std=tuple(spec.std) if spec.std else (0.5, 0.5, 0.5),  # type: ignore[arg-type]
+        )
+    except ValueError as e:
+        raise InvalidArgument(f"{what}: invalid input spec: {e}") from e
+
+
+def input_spec_pb(spec: InputSpec) -> types_pb2.InputSpec:
+    return types_pb2.InputSpec(image_size=spec.image_size, mean=list(spec.mean), std=list(spec.std))
+
+
+# --- records -> messages -------------------------------------------------------------------------------------------
+
+
+def dataset_pb(d: DatasetRecord) -> types_pb2.DatasetInfo:
+    return types_pb2.DatasetInfo(
+        id=d.id,
+        train_examples=d.train,
+        validation_examples=d.validation,
+        test_examples=d.test,
+        image_shape=list(d.image_shape),
+        size_bytes=d.size_bytes,
+    )
+
+
+def status_pb(status: dict[str, Any]) -> types_pb2.EvolutionStatus:
+    message = fill_message(types_pb2.EvolutionStatus(), status)
+    message.updated_at.CopyFrom(timestamp(status.get("updated_at", 0.0)))
+    return message  # type: ignore[return-value]
+
+
+def task_pb(view: TaskView) -> types_pb2.TaskInfo:
+    task = view.task
+    info = types_pb2.TaskInfo(
+        name=task.name,
+        labels=list(task.labels),
+        description=task.description,
+        state=types_pb2.TASK_STATE_PENDING if task.current_version is None else types_pb2.TASK_STATE_SERVING,
+        current_version=task.current_version or 0,
+        num_versions=view.num_versions,
+        evolution=status_pb(task.status),
+        dataset=dataset_pb(view.dataset),
+        created_at=timestamp(task.created_at),
+    )
+    if view.current is not None:
+        info.metrics.CopyFrom(fill_message(types_pb2.Metrics(), view.current.metrics))
+        info.input.CopyFrom(input_spec_pb(view.current.input))
+    return info
+
+
+def version_pb(v: VersionRecord, current: bool) -> types_pb2.PathVersion:
+    message = types_pb2.PathVersion(
+        task=v.task,
+        version=v.version,
+        components=[types_pb2.PathComponent(name=n, id=c) for n, c in v.components],
+        hparams=to_struct(v.hparams),
+        metrics=fill_message(types_pb2.Metrics(), v.metrics),
+        input=input_spec_pb(v.input),
+        created_at=timestamp(v.created_at),
+        current=current,
+    )
+    if v.parent is not None:
+        message.parent.CopyFrom(types_pb2.PathRef(task=v.parent[0], version=v.parent[1]))
+    return message
+
+
+def component_pb(c: ComponentRecord) -> types_pb2.ComponentInfo:
+    return types_pb2.ComponentInfo(
+        id=c.id,
+        kind=kind_pb(c.kind),
+        config=to_struct(c.config),
+        num_params=c.num_params,
+        parity_max_abs_error=c.parity_max_abs_error,
+        lineage=to_struct(c.lineage),
+        onnx_bytes=c.onnx_bytes,
+        weights_bytes=c.weights_bytes,
+        created_at=timestamp(c.created_at),
+    )
+
+
+def root_pb(r: RootRecord) -> types_pb2.RootInfo:
+    return types_pb2.RootInfo(
+        source=r.source,
+        components=[types_pb2.PathComponent(name=n, id=c) for n, c in r.components],
+        config=to_struct(r.config),
+        params=r.params,
+        input=input_spec_pb(r.input),
+    )
+
+
+def root_record(r: types_pb2.RootInfo) -> RootRecord:
+    if not r.components:
+        raise InvalidArgument("the root has no components")
+    return RootRecord(
+        source=r.source,
+        components=slots(r.components, "root"),
+        config=from_struct(r.config),
+        params=r.params,
+        input=input_spec(r.input, "root"),
+    )
+
+
+def slots(components: Any, what: str) -> tuple[tuple[str, str], ...]:
+    result = tuple((c.name, c.id) for c in components)
+    names = [n for n, _ in result]
+    if any(not n for n in names) or any(not c for _, c in result):
+        raise InvalidArgument(f"{what}: every component needs a name and an id")
+    if len(set(names)) != len(names):
+        raise InvalidArgument(f"{what}: component names must be unique, got {names}")
+    return result
+
+
+def event_pb(event: TaskEvent) -> tasks_pb2.TaskEvent:
+    return tasks_pb2.TaskEvent(
+        type=_EVENT_TO_PB[event.type], task=task_pb(event.view), version=event.version, time=timestamp(event.time)
+    )

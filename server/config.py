@@ -1,0 +1,43 @@
+"""Server settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings of one server process.
+
+    Size limits are deliberate: a single gRPC message may not exceed `max_message_bytes` (gRPC itself answers
+    RESOURCE_EXHAUSTED beyond it), a predict request may carry at most `max_images_per_request` images, and the
+    streamed uploads (datasets, components) are bounded in total by `max_dataset_bytes` / `max_upload_bytes`.
+    """
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0 picks a free port
+    max_workers: int = 32
+    max_message_bytes: int = 64 * MIB
+    max_images_per_request: int = 256
+    max_dataset_bytes: int = 4096 * MIB  # decoded pixels of one registered dataset
+    max_upload_bytes: int = 4096 * MIB  # component files streamed in one call
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    intra_op_threads: int = 0  # 0: one per core
+    metrics_port: int | None = None  # Prometheus /metrics over HTTP; None: off, 0: a free port
+    reflection: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be in [0, 65535], got {self.port}")
+        for name in ("max_workers", "max_message_bytes", "max_images_per_request", "max_dataset_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.intra_op_threads < 0:
+            raise ValueError("intra_op_threads must be >= 0")

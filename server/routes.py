@@ -1,0 +1,76 @@
+"""Routes: a task's live path as a chain of loaded component sessions, swapped by one reference assignment.
+
+A request takes the task's route once and runs to the end on it, so a hot swap never changes a request midway: an
+in-flight request finishes on the version it started on, and the old sessions live until it lets go of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from munet_serve.imaging import InputSpec
+
+from .engine import LoadedComponent
+
+
+@dataclass(frozen=True)
+class Route:
+    """An immutable serving object: one task's version, its labels, input spec and component chain."""
+
+    task: str
+    version: int
+    labels: tuple[str, ...]
+    input: InputSpec
+    components: tuple[LoadedComponent, ...]
+
+    @property
+    def component_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.components)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Runs a preprocessed float32 [N, 3, S, S] batch through the chain; returns logits [N, num_labels]."""
+        for component in self.components:
+            x = component.run(x)
+        return x
+
+    def warm(self) -> None:
+        """Runs one dummy image through the chain and checks the output shape; raises ValueError if wrong."""
+        logits = self.run(np.zeros((1, *self.input.model_input_shape), dtype=np.float32))
+        if logits.shape != (1, len(self.labels)):
+            raise ValueError(
+                f"the path outputs shape {list(logits.shape)} for one image, but the task has {len(self.labels)} "
+                f"labels (expected [1, {len(self.labels)}])"
+            )
+
+
+class Router:
+    """task name -> Route. Reads take no lock; install/remove replace the whole mapping (copy on write)."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, Route] = {}
+        self._write_lock = threading.Lock()
+
+    def get(self, task: str) -> Route | None:
+        return self._routes.get(task)
+
+    def all(self) -> list[Route]:
+        return list(self._routes.values())
+
+    def install(self, route: Route) -> Route | None:
+        """Makes route the task's live route; returns the one it replaced."""
+        with self._write_lock:
+            routes = dict(self._routes)
+            old = routes.get(route.task)
+            routes[route.task] = route
+            self._routes = routes
+            return old
+
+    def remove(self, task: str) -> Route | None:
+        with self._write_lock:
+            routes = dict(self._routes)
+            old = routes.pop(task, None)
+            self._routes = routes
+            return old

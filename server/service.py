@@ -1,0 +1,323 @@
+"""The server's domain logic: registering tasks, publishing and rolling back versions with hot swaps, predicting.
+
+Route changes (publish, roll back, delete, start-up) are serialised by one lock and always follow the same order:
+files durable -> new route loaded and warmed -> one registry transaction -> route swapped -> old sessions released.
+So a failure before the transaction leaves the old version serving, and a crash after it serves the new one on
+restart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from munet_serve.artifacts import ComponentKind
+from munet_serve.imaging import ImageError, InputSpec, to_model_input
+from munet_serve.proto.v1 import evolution_pb2, tasks_pb2, types_pb2
+from munet_serve.structs import from_struct
+
+from . import codec
+from .config import ServerConfig
+from .datasets import DatasetBuilder, SplitPolicy
+from .engine import OrtEnvironment, SessionPool, check_loadable
+from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ServeError, Unavailable
+from .events import EventHub, TaskEvent
+from .metrics import ServerMetrics
+from .registry import ComponentFiles, DatasetRecord, NewVersion, Registry, TaskRecord, TaskView, VersionRecord
+from .routes import Route, Router
+from .uploads import ComponentReader
+
+logger = logging.getLogger(__name__)
+
+
+class ServeCore:
+    """Everything the gRPC servicers call; owns the registry, the session pool, the router and the event hub."""
+
+    def __init__(self, config: ServerConfig, env: OrtEnvironment, metrics: ServerMetrics) -> None:
+        self.config = config
+        self.env = env
+        self.metrics = metrics
+        self.registry = Registry(config.data_dir)
+        self.pool = SessionPool(env, self.registry.onnx_path)
+        self.router = Router()
+        self.events = EventHub()
+        self._changes = threading.RLock()
+        self._load_errors: dict[str, str] = {}
+
+    def start(self) -> None:
+        """Loads the current version of every task, so a restarted server serves exactly what was current."""
+        with self._changes:
+            for version in self.registry.current_versions():
+                task = self.registry.get_task(version.task)
+                try:
+                    self.router.install(self._load_route(task, version))
+                    self.metrics.version.labels(task.name).set(version.version)
+                except ServeError as e:
+                    self._load_errors[task.name] = str(e)
+                    logger.error("task %s version %d could not be loaded: %s", task.name, version.version, e)
+            self.metrics.sessions.set(len(self.pool.loaded()))
+        logger.info("serving %d tasks with %d component sessions", len(self.router.all()), len(self.pool.loaded()))
+
+    def close(self) -> None:
+        self.events.close()
+        with self._changes:
+            for route in self.router.all():
+                self.router.remove(route.task)
+                self.pool.release(route.component_ids)
+            self.registry.close()
+
+    # --- predictions -----------------------------------------------------------------------------------------------
+
+    def route_for(self, task: str) -> Route:
+        route = self.router.get(task)
+        if route is not None:
+            return route
+        record = self.registry.get_task(task)
+        if record.current_version is None:
+            raise FailedPrecondition(
+                f"task {task!r} is not servable yet: its state is pending (no version published; the evolver "
+                f"publishes version 1 after its seed step)"
+            )
+        error = self._load_errors.get(task, "it is being changed")
+        raise Unavailable(f"task {task!r} version {record.current_version} is not loaded: {error}")
+
+    def predict(self, task: str, inputs: codec.PredictInput) -> tuple[Route, np.ndarray]:
+        """Runs the inputs through the task's current route; returns the route that answered and the logits."""
+        route = self.route_for(task)
+        if inputs.preprocessed is not None:
+            codec.check_preprocessed(inputs.preprocessed, route.input, f"version {route.version} of task {task!r}")
+            x = inputs.preprocessed
+        else:
+            try:
+                x = to_model_input(inputs.pixels or [], route.input)
+            except ImageError as e:
+                raise InvalidArgument(str(e)) from e
+        try:
+            return route, route.run(x)
+        except Exception as e:  # noqa: BLE001 - ORT raises several types
+            raise ServeError(f"inference failed on version {route.version} of task {task!r}: {e}") from e
+
+    # --- tasks -----------------------------------------------------------------------------------------------------
+
+    def register_task(self, requests: Iterator[tasks_pb2.RegisterTaskRequest]) -> TaskView:
+        first = next(requests, None)
+        if first is None or first.WhichOneof("part") != "spec":
+            raise InvalidArgument("the first RegisterTask message must carry the TaskSpec")
+        spec = first.spec
+        name = codec.check_task_name(spec.name)
+        labels = list(spec.labels)
+        if not labels:
+            raise InvalidArgument(f"task {name!r}: labels missing (give the class names, at least 2)")
+        if len(labels) < 2 or any(not label for label in labels) or len(set(labels)) != len(labels):
+            raise InvalidArgument(f"task {name!r}: labels must be at least 2 distinct non-empty names, got {labels}")
+        if self.registry.has_task(name):
+            raise AlreadyExists(f"task {name!r} already exists")
+        if spec.image_size > 4096:
+            raise InvalidArgument(f"image_size {spec.image_size} is over 4096")
+        policy = SplitPolicy(spec.validation_fraction or 0.1, spec.test_fraction or 0.1)
+        builder = DatasetBuilder(len(labels), spec.image_size, self.config.max_dataset_bytes)
+        for request in requests:
+            if request.WhichOneof("part") != "chunk":
+                raise InvalidArgument("only the first RegisterTask message may carry a TaskSpec")
+            for example in request.chunk.examples:
+                what = f"example {len(builder)}"
+                pixels = codec.image_array(example.image, what)
+                if pixels.dtype != np.uint8:
+                    raise InvalidArgument(f"{what}: dataset images must be encoded or uint8 pixels, not float32")
+                builder.add(pixels, example.label, example.split)
+        dataset, data = builder.build(policy)
+        self.registry.create_task(name, labels, spec.description, dataset, data)
+        view = self.view(name)
+        logger.info("registered task %s: %d labels, dataset %s (%d/%d/%d)", name, len(labels), dataset.id[:12],
+                    dataset.train, dataset.validation, dataset.test)
+        self._emit("registered", view)
+        return view
+
+    def view(self, name: str) -> TaskView:
+        return self.registry.task_view(self.registry.get_task(name))
+
+    def views(self) -> list[TaskView]:
+        return [self.registry.task_view(t) for t in self.registry.list_tasks()]
+
+    def delete_task(self, name: str) -> None:
+        with self._changes:
+            task = self.registry.delete_task(name)
+            old = self.router.remove(name)
+            if old is not None:
+                self.pool.release(old.component_ids)
+            self._load_errors.pop(name, None)
+            if old is not None:
+                self.metrics.version.remove(name)
+            self.metrics.sessions.set(len(self.pool.loaded()))
+        view = TaskView(task=task, dataset=self.registry.get_dataset(task.dataset_id), current=None, num_versions=0)
+        logger.info("deleted task %s", name)
+        self._emit("deleted", view)
+
+    def report_status(self, name: str, status: types_pb2.EvolutionStatus) -> None:
+        values: dict[str, Any] = codec.message_to_dict(status)
+        values["updated_at"] = time.time()
+        self.registry.set_status(name, values)
+        self._emit("status", self.view(name))
+
+    def dataset(self, name: str) -> tuple[DatasetRecord, Path]:
+        task = self.registry.get_task(name)
+        return self.registry.get_dataset(task.dataset_id), self.registry.dataset_path(task.dataset_id)
+
+    # --- versions --------------------------------------------------------------------------------------------------
+
+    def publish(self, requests: Iterator[evolution_pb2.PublishPathRequest]) -> VersionRecord:
+        first = next(requests, None)
+        if first is None or first.WhichOneof("part") != "path":
+            raise InvalidArgument("the first PublishPath message must carry the PathVersion")
+        header = first.path
+        task = self.registry.get_task(header.task)
+        reader = ComponentReader(self.config.max_upload_bytes)
+        for request in requests:
+            if request.WhichOneof("part") != "component":
+                raise InvalidArgument("only the first PublishPath message may carry the PathVersion")
+            reader.add(request.component)
+        uploaded = {c.record.id: c for c in reader.finish()}
+        new = NewVersion(
+            components=codec.slots(header.components, f"path of {task.name!r}"),
+            hparams=from_struct(header.hparams),
+            metrics=codec.message_to_dict(header.metrics),
+            input=codec.input_spec(header.input, f"path of {task.name!r}"),
+            parent=(header.parent.task, header.parent.version) if header.HasField("parent") else None,
+        )
+        if new.parent and new.parent[0]:
+            self.registry.get_version(*new.parent)
+        kinds = self._kinds(new.components, uploaded)
+        _check_path(kinds)
+        for files in uploaded.values():
+            check_loadable(self.env, files.onnx, files.record.id)
+        with self._changes:
+            self.registry.write_component_files(uploaded.values())
+            started = time.perf_counter()
+            route = self._load_route(task, None, new, kinds)
+            try:
+                record = self.registry.commit_publish(task.name, new, [c.record for c in uploaded.values()])
+            except BaseException:
+                self.pool.release(route.component_ids)
+                raise
+            self._swap(dataclasses.replace(route, version=record.version), "publish", started)
+        logger.info("published %s version %d (%d new components, val acc %.4f)", task.name, record.version,
+                    len(uploaded), new.metrics.get("validation_accuracy", 0.0))
+        self._emit("published", self.view(task.name), record.version)
+        return record
+
+    def rollback(self, name: str, version: int) -> TaskView:
+        with self._changes:
+            task = self.registry.get_task(name)
+            target = self.registry.get_version(name, version)
+            if task.current_version != version or self.router.get(name) is None:
+                started = time.perf_counter()
+                route = self._load_route(task, target)
+                try:
+                    self.registry.set_current(name, version)
+                except BaseException:
+                    self.pool.release(route.component_ids)
+                    raise
+                self._swap(route, "rollback", started)
+        logger.info("rolled %s back to version %d", name, version)
+        view = self.view(name)
+        self._emit("rolled_back", view, version)
+        return view
+
+    def versions(self, name: str) -> tuple[TaskRecord, list[VersionRecord]]:
+        return self.registry.get_task(name), self.registry.list_versions(name)
+
+    # --- components and root ---------------------------------------------------------------------------------------
+
+    def store_components(self, parts: Iterator[evolution_pb2.ComponentPart]) -> tuple[list[str], list[str]]:
+        reader = ComponentReader(self.config.max_upload_bytes)
+        for part in parts:
+            reader.add(part)
+        stored, existing = [], []
+        for files in reader.finish():
+            if self.registry.has_component(files.record.id):
+                existing.append(files.record.id)
+                continue
+            check_loadable(self.env, files.onnx, files.record.id)
+            self.registry.write_component_files([files])
+            self.registry.record_components([files.record])
+            stored.append(files.record.id)
+        return stored, existing
+
+    def set_root(self, root: types_pb2.RootInfo) -> types_pb2.RootInfo:
+        record = codec.root_record(root)
+        for _, cid in record.components:
+            if not self.registry.has_component(cid):
+                raise NotFound(f"root component {cid} is not stored; upload it first")
+        return codec.root_pb(self.registry.set_root(record))
+
+    # --- internals -------------------------------------------------------------------------------------------------
+
+    def _kinds(
+        self, slots: Sequence[tuple[str, str]], uploaded: dict[str, ComponentFiles]
+    ) -> list[tuple[str, ComponentKind]]:
+        kinds = []
+        for _, cid in slots:
+            if cid in uploaded:
+                kinds.append((cid, uploaded[cid].record.kind))
+            elif self.registry.has_component(cid):
+                kinds.append((cid, self.registry.get_component(cid).kind))
+            else:
+                raise NotFound(f"component {cid} is neither stored nor uploaded with this publish")
+        return kinds
+
+    def _load_route(
+        self,
+        task: TaskRecord,
+        version: VersionRecord | None,
+        new: NewVersion | None = None,
+        kinds: list[tuple[str, ComponentKind]] | None = None,
+    ) -> Route:
+        """Loads (or shares) the sessions of a path and warms the chain; raises InvalidArgument if it cannot serve."""
+        if version is not None:
+            kinds = [(cid, self.registry.get_component(cid).kind) for cid in version.component_ids]
+            spec: InputSpec = version.input
+        else:
+            assert new is not None and kinds is not None
+            spec = new.input
+        components = self.pool.acquire(kinds)
+        route = Route(
+            task=task.name,
+            version=version.version if version else 0,
+            labels=task.labels,
+            input=spec,
+            components=tuple(components),
+        )
+        try:
+            route.warm()
+        except Exception as e:  # noqa: BLE001 - ORT raises several types
+            self.pool.release(route.component_ids)
+            what = f"version {route.version}" if version else "the published path"
+            raise InvalidArgument(f"{what} of task {task.name!r} cannot be served: {e}") from e
+        return route
+
+    def _swap(self, route: Route, kind: str, started: float) -> None:
+        old = self.router.install(route)
+        if old is not None:
+            self.pool.release(old.component_ids)
+        self._load_errors.pop(route.task, None)
+        self.metrics.swaps.labels(kind, "ok").inc()
+        self.metrics.swap_seconds.observe(time.perf_counter() - started)
+        self.metrics.sessions.set(len(self.pool.loaded()))
+        self.metrics.version.labels(route.task).set(route.version)
+
+    def _emit(self, type: str, view: TaskView, version: int = 0) -> None:
+        self.events.publish(TaskEvent(type=type, view=view, version=version, time=time.time()))
+
+
+def _check_path(kinds: list[tuple[str, ComponentKind]]) -> None:
+    if not kinds or kinds[0][1] != ComponentKind.EMBEDDING or kinds[-1][1] != ComponentKind.HEAD:
+        raise InvalidArgument(
+            f"a path must start with an embedding and end with a head, got {[k.value for _, k in kinds]}"
+        )

@@ -1,0 +1,83 @@
+"""Session fixtures for integration tests: a data directory in which the real evolver has already seeded the digits
+task (version 1) on the tiny-test root. Tests start their own server on a copy of it."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from munet_serve.artifacts import Dataset, Split
+from munet_serve.clients import Client
+from munet_serve.clients.types import PathComponent, RootInfo
+from munet_serve.evolver.config import EvolverConfig, budget_preset, root_preset
+from munet_serve.evolver.worker import Evolver
+from munet_serve.server.app import create_server
+from munet_serve.server.config import ServerConfig
+
+from evolver_fixtures import ExportedRoot
+
+TASK = "digits"
+LABELS = [str(i) for i in range(10)]
+
+
+def upload_root(client: Client, exported: ExportedRoot) -> RootInfo:
+    """Puts an already exported root on a server, as the evolver does on its first start."""
+    client.upload_components(exported.artifacts)
+    root = exported.root
+    names = [name for name, _ in root.components]
+    return client.set_root(
+        RootInfo(
+            source=root.source,
+            components=[PathComponent(name, a.id) for name, a in zip(names, exported.artifacts, strict=True)],
+            config=root.describe(),
+            params=root.params,
+            input=root.input,
+        )
+    )
+
+
+def register_dataset(client: Client, name: str, data: Dataset, labels: list[str] = LABELS) -> None:
+    client.register_task(name, labels, list(data.images), data.labels.tolist(), splits=data.splits.tolist())
+
+
+def evolver(client: Client, cache_dir: Path) -> Evolver:
+    config = EvolverConfig(
+        server=client.target, cache_dir=cache_dir, root=root_preset("tiny-test"), budget=budget_preset("tiny"),
+        once=True, threads=2,
+    )
+    return Evolver(config, client)
+
+
+@dataclass(frozen=True)
+class Served:
+    data_dir: Path
+    test_images: np.ndarray  # uint8 [N, 8, 8, 1] of the test split
+    test_labels: np.ndarray
+
+
+@pytest.fixture(scope="session")
+def served_template(tmp_path_factory: pytest.TempPathFactory, tiny_root: ExportedRoot, digits: Dataset) -> Served:
+    base = tmp_path_factory.mktemp("served")
+    server = create_server(ServerConfig(data_dir=base / "data", port=0))
+    try:
+        with Client(server.target, timeout=300) as client:
+            upload_root(client, tiny_root)
+            register_dataset(client, TASK, digits)
+            assert evolver(client, base / "cache").run_once() == [TASK]
+            assert client.get_task(TASK).current_version == 1
+    finally:
+        server.stop()
+    images, labels = digits.split(Split.TEST)
+    return Served(base / "data", images, labels)
+
+
+@pytest.fixture
+def served_dir(served_template: Served, tmp_path: Path) -> Path:
+    """A private copy of the template data directory."""
+    target = tmp_path / "served"
+    shutil.copytree(served_template.data_dir, target)
+    return target
