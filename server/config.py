@@ -36,7 +36,8 @@ class ServerConfig:
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
-        for name in ("max_workers", "max_message_bytes", "max_images_per_request", "max_dataset_bytes"):
+        for name in ("max_workers", "max_message_bytes", "max_images_per_request", "max_dataset_bytes",
+                     "max_upload_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.intra_op_threads < 0:

@@ -192,15 +192,16 @@ class ServeCore:
             parent=(header.parent.task, header.parent.version) if header.HasField("parent") else None,
         )
         if new.parent and new.parent[0]:
-            self.registry.get_version(*new.parent)
+            try:
+                self.registry.get_version(*new.parent)
+            except NotFound as e:
+                raise NotFound(f"the parent of the published path does not exist: {e}") from e
         kinds = self._kinds(new.components, uploaded)
         _check_path(kinds)
-        for files in uploaded.values():
-            check_loadable(self.env, files.onnx, files.record.id)
         with self._changes:
             self.registry.write_component_files(uploaded.values())
             started = time.perf_counter()
-            route = self._load_route(task, None, new, kinds)
+            route = self._load_route(task, None, new, kinds, reason="publish")
             try:
                 record = self.registry.commit_publish(task.name, new, [c.record for c in uploaded.values()])
             except BaseException:
@@ -218,7 +219,7 @@ class ServeCore:
             target = self.registry.get_version(name, version)
             if task.current_version != version or self.router.get(name) is None:
                 started = time.perf_counter()
-                route = self._load_route(task, target)
+                route = self._load_route(task, target, reason="rollback")
                 try:
                     self.registry.set_current(name, version)
                 except BaseException:
@@ -278,8 +279,22 @@ class ServeCore:
         version: VersionRecord | None,
         new: NewVersion | None = None,
         kinds: list[tuple[str, ComponentKind]] | None = None,
+        reason: str = "start",
     ) -> Route:
         """Loads (or shares) the sessions of a path and warms the chain; raises InvalidArgument if it cannot serve."""
+        try:
+            return self._build_route(task, version, new, kinds)
+        except ServeError:
+            self.metrics.swaps.labels(reason, "failed").inc()
+            raise
+
+    def _build_route(
+        self,
+        task: TaskRecord,
+        version: VersionRecord | None,
+        new: NewVersion | None,
+        kinds: list[tuple[str, ComponentKind]] | None,
+    ) -> Route:
         if version is not None:
             kinds = [(cid, self.registry.get_component(cid).kind) for cid in version.component_ids]
             spec: InputSpec = version.input

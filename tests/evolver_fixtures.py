@@ -1,6 +1,6 @@
 """Shared fixtures of the evolver tests: sklearn digits as a task dataset, and the tiny-test root exported once.
 
-Test modules load this with ``pytest_plugins = ["evolver_fixtures"]`` so session fixtures run once per session.
+tests/conftest.py registers it (pytest_plugins), so its session fixtures run once per session.
 """
 
 from __future__ import annotations

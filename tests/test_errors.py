@@ -11,7 +11,7 @@ import pytest
 
 from munet_serve.clients import Client
 from munet_serve.clients.errors import MunetError, from_rpc_error
-from munet_serve.clients.types import ComponentArtifact, PathComponent
+from munet_serve.clients.types import ComponentArtifact, PathComponent, PathRef
 from munet_serve.evolver.components import fresh_head
 from munet_serve.evolver.export import fresh_lineage, serialize_weights
 from munet_serve.imaging import encode_png
@@ -133,5 +133,10 @@ def test_publish_errors(start_server, served_dir: Path, tiny_root) -> None:
         weights = serialize_weights(fresh_head(real.info.config["dim"], 10), fresh_lineage(TASK, "head"))
         broken = ComponentArtifact.create(weights, b"not onnx", 0.0)
         expect(INVALID, r"ONNX graph not loadable", client.upload_components, [broken])
+        expect(INVALID, r"component [0-9a-f]{64} could not be loaded by ONNX Runtime", client.publish_path, TASK,
+               [*body, PathComponent("head", broken.id)], new_components=[broken], **kwargs)
+        expect(NOT_FOUND, r"the parent of the published path does not exist: task 'gone' not found",
+               client.publish_path, TASK, v1.components, hparams={}, metrics=v1.metrics, input=v1.input,
+               parent=PathRef("gone", 1))
         assert client.get_task(TASK).current_version == 1
         assert client.predict(TASK, [np.zeros((8, 8), np.uint8)]).version == 1

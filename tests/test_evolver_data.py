@@ -12,8 +12,6 @@ from munet_serve.artifacts import Dataset, Split
 from munet_serve.evolver.data import Augmentation, TaskData, augment_batch, sample_crop_boxes
 from munet_serve.imaging import InputSpec, to_model_input
 
-pytest_plugins = ["evolver_fixtures"]
-
 SPEC = InputSpec(32)
 
 

@@ -20,8 +20,6 @@ from munet_serve.evolver.export import (
 )
 from munet_serve.evolver.path import PathModule
 
-pytest_plugins = ["evolver_fixtures"]
-
 
 def _run(onnx: bytes, x: torch.Tensor) -> np.ndarray:
     session = cpu_session(onnx)  # works whether or not a server in this process set ORT's global thread pool

@@ -14,8 +14,6 @@ from munet_serve.evolver.seed import build_seed_candidate, distinct_seeds, seed_
 from munet_serve.evolver.store import ComponentStore
 from munet_serve.imaging import InputSpec
 
-pytest_plugins = ["evolver_fixtures"]
-
 
 def _root_info(tiny_root) -> RootInfo:
     comps = [PathComponent(n, a.id) for (n, _), a in zip(tiny_root.root.components, tiny_root.artifacts, strict=True)]

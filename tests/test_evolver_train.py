@@ -17,8 +17,6 @@ from munet_serve.evolver.errors import StopRequested
 from munet_serve.evolver.path import Candidate, Origin, Slot
 from munet_serve.evolver.train import GRAD_CLIP_NORM, evaluate, learning_rate, train_candidate
 
-pytest_plugins = ["evolver_fixtures"]
-
 
 def _candidate(tiny_root, h: Hyperparameters) -> Candidate:
     slots = [

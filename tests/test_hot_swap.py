@@ -106,6 +106,9 @@ def test_publishes_and_rollbacks_under_load_drop_no_request(
         expected = expected_by_head.setdefault(head_id, logits)
         assert np.array_equal(logits, expected), f"version {version} answered with mixed components"
     assert len({v for _, _, v, _ in answers}) > 3
+    # Only the current path's components stay loaded: the heads of earlier versions were unloaded.
+    (route,) = client.serving_info().routes
+    assert {s.id for s in client.serving_info().sessions} == set(route.component_ids)
     client.close()
 
 

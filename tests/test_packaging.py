@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -46,3 +47,16 @@ def test_wheel_holds_one_top_level_package(tmp_path: Path) -> None:
         assert expected in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "munet-serve = munet_serve.clients.cli:main" in entry_points
+
+    # A regular (non-editable) install of that wheel imports from where it was installed.
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, text=True)
+    assert sorted(p.name for p in target.iterdir() if not p.name.endswith(".dist-info")) == ["bin", "munet_serve"]
+    probe = (
+        "import munet_serve.server.app as app, munet_serve.clients.cli, munet_serve.proto.v1.tasks_pb2 as t;"
+        "print(app.__file__); print(t.DESCRIPTOR.package)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd="/",
+                         env={**os.environ, "PYTHONPATH": str(target)}).stdout.split()
+    assert out == [str(target / "munet_serve" / "server" / "app.py"), "munet_serve.v1"]
