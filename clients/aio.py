@@ -35,6 +35,7 @@ from .types import (
     PredictResult,
     RootInfo,
     ServingInfo,
+    SystemStats,
     TaskEvent,
     TaskInfo,
 )
@@ -105,8 +106,15 @@ class AsyncClient:
         return convert.task_from_pb(reply)
 
     async def list_tasks(self) -> list[TaskInfo]:
-        reply = await self._call(self._tasks.ListTasks, tasks_pb2.ListTasksRequest())
-        return [convert.task_from_pb(t) for t in reply.tasks]
+        return (await self.list_tasks_with_stats())[0]
+
+    async def system_stats(self) -> SystemStats:
+        """Parameters of the system: serving tasks, distinct parameters, parameters per task, root parameters."""
+        return (await self.list_tasks_with_stats())[1]
+
+    async def list_tasks_with_stats(self) -> tuple[list[TaskInfo], SystemStats]:
+        """Every task and the system's parameter figures, from one ListTasks call (one server state)."""
+        return convert.task_list_from_pb(await self._call(self._tasks.ListTasks, tasks_pb2.ListTasksRequest()))
 
     async def get_task(self, name: str) -> TaskInfo:
         return convert.task_from_pb(await self._call(self._tasks.GetTask, tasks_pb2.GetTaskRequest(name=name)))

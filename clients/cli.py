@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from .client import DEFAULT_TARGET, Client
 from .errors import MunetError
 from .render import console
@@ -106,10 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         with Client(args.server, timeout=args.timeout) as client:
             return COMMANDS[(args.command, getattr(args, "action", None))](client, args)
     except MunetError as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {escape(str(e))}")
         return 1
     except (OSError, ValueError) as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {escape(str(e))}")
         return 2
     except KeyboardInterrupt:
         return 130
@@ -119,7 +121,7 @@ def _predict(client: Client, args: argparse.Namespace) -> int:
     from . import render
 
     result = client.predict(args.task, [str(p) for p in args.images], top_k=args.top_k)
-    console.print(render.predictions_table([p.name for p in args.images], result))
+    console.print(render.predictions_table([p.name for p in args.images], result), markup=False)
     return 0
 
 
@@ -145,21 +147,23 @@ def _register(client: Client, args: argparse.Namespace) -> int:
         bar = progress.add_task(args.name, total=len(upload.images))
         task = client.register(upload, progress=lambda done, total: progress.update(bar, completed=done))
     console.print(f"registered {task.name!r}: {len(task.labels)} labels, state {task.state}")
-    console.print(render.task_detail(task))
+    console.print(render.task_detail(task), markup=False)
     return 0
 
 
 def _list(client: Client, args: argparse.Namespace) -> int:
     from . import render
 
-    console.print(render.tasks_table(client.list_tasks()))
+    tasks, system = client.list_tasks_with_stats()
+    console.print(render.tasks_table(tasks), markup=False)
+    console.print(render.system_line(system), markup=False)
     return 0
 
 
 def _show(client: Client, args: argparse.Namespace) -> int:
     from . import render
 
-    console.print(render.task_detail(client.get_task(args.name)))
+    console.print(render.task_detail(client.get_task(args.name)), markup=False)
     return 0
 
 
@@ -184,7 +188,7 @@ def _delete(client: Client, args: argparse.Namespace) -> int:
 def _versions(client: Client, args: argparse.Namespace) -> int:
     from . import render
 
-    console.print(render.versions_table(client.list_versions(args.task)))
+    console.print(render.versions_table(client.list_versions(args.task)), markup=False)
     return 0
 
 

@@ -39,6 +39,7 @@ from .types import (
     PredictResult,
     RootInfo,
     ServingInfo,
+    SystemStats,
     TaskEvent,
     TaskInfo,
 )
@@ -168,8 +169,15 @@ class Client:
         return convert.task_from_pb(reply)
 
     def list_tasks(self) -> list[TaskInfo]:
-        reply = self._call(self._tasks.ListTasks, tasks_pb2.ListTasksRequest())
-        return [convert.task_from_pb(t) for t in reply.tasks]
+        return self.list_tasks_with_stats()[0]
+
+    def system_stats(self) -> SystemStats:
+        """Parameters of the system: serving tasks, distinct parameters, parameters per task, root parameters."""
+        return self.list_tasks_with_stats()[1]
+
+    def list_tasks_with_stats(self) -> tuple[list[TaskInfo], SystemStats]:
+        """Every task and the system's parameter figures, from one ListTasks call (one server state)."""
+        return convert.task_list_from_pb(self._call(self._tasks.ListTasks, tasks_pb2.ListTasksRequest()))
 
     def get_task(self, name: str) -> TaskInfo:
         return convert.task_from_pb(self._call(self._tasks.GetTask, tasks_pb2.GetTaskRequest(name=name)))

@@ -30,6 +30,7 @@ from .types import (
     PredictResult,
     RootInfo,
     ServingInfo,
+    SystemStats,
     TaskEvent,
     TaskInfo,
 )
@@ -118,9 +119,22 @@ def metrics_to_pb(m: Metrics) -> types_pb2.Metrics:
 
 
 def status_to_pb(s: EvolutionStatus) -> types_pb2.EvolutionStatus:
-    fields = dataclasses.asdict(s)
-    del fields["updated_at"]  # the server stamps it
-    return types_pb2.EvolutionStatus(**fields)
+    """updated_at is left out: the server stamps it."""
+    try:
+        state = to_struct(s.state)
+    except (TypeError, ValueError, AttributeError) as e:
+        raise TypeError(f"EvolutionStatus.state must be JSON-like (str keys; str, number, bool, None, list, dict): "
+                        f"{e}") from e
+    return types_pb2.EvolutionStatus(
+        phase=s.phase,
+        iteration=s.iteration,
+        generation=s.generation,
+        candidates=s.candidates,
+        best_score=s.best_score,
+        message=s.message,
+        worker=s.worker,
+        state=state,
+    )
 
 
 def component_info_to_pb(c: ComponentInfo) -> types_pb2.ComponentInfo:
@@ -158,8 +172,17 @@ def metrics_from_pb(m: types_pb2.Metrics) -> Metrics:
 
 
 def status_from_pb(s: types_pb2.EvolutionStatus) -> EvolutionStatus:
-    fields = {f.name: getattr(s, f.name) for f in dataclasses.fields(EvolutionStatus) if f.name != "updated_at"}
-    return EvolutionStatus(**fields, updated_at=time_from_pb(s.updated_at))
+    return EvolutionStatus(
+        phase=s.phase,
+        iteration=s.iteration,
+        generation=s.generation,
+        candidates=s.candidates,
+        best_score=s.best_score,
+        message=s.message,
+        worker=s.worker,
+        updated_at=time_from_pb(s.updated_at),
+        state=from_struct(s.state),
+    )
 
 
 def dataset_from_pb(d: types_pb2.DatasetInfo) -> DatasetInfo | None:
@@ -188,7 +211,21 @@ def task_from_pb(t: types_pb2.TaskInfo) -> TaskInfo:
         evolution=status_from_pb(t.evolution),
         dataset=dataset_from_pb(t.dataset),
         created_at=time_from_pb(t.created_at),
+        accounted_params=t.accounted_params,
     )
+
+
+def system_stats_from_pb(s: tasks_pb2.SystemStats) -> SystemStats:
+    return SystemStats(
+        distinct_params=s.distinct_params,
+        params_per_task=s.params_per_task,
+        serving_tasks=s.serving_tasks,
+        root_params=s.root_params,
+    )
+
+
+def task_list_from_pb(r: tasks_pb2.ListTasksResponse) -> tuple[list[TaskInfo], SystemStats]:
+    return [task_from_pb(t) for t in r.tasks], system_stats_from_pb(r.system)
 
 
 def path_version_from_pb(v: types_pb2.PathVersion) -> PathVersion:

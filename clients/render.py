@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from rich.console import Console
 from rich.table import Table
 
-from .types import PathVersion, PredictResult, TaskEvent, TaskInfo
+from .types import PathVersion, PredictResult, SystemStats, TaskEvent, TaskInfo
 
 console = Console(highlight=False)
 
@@ -18,7 +21,13 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
+def _compact(value: Any, limit: int = 100) -> str:
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def tasks_table(tasks: list[TaskInfo]) -> Table:
+    """One row per task; "params" is the live accounted count (shared components divided among their tasks)."""
     table = Table("task", "state", "version", "labels", "val acc", "test acc", "params", "evolution")
     for t in tasks:
         table.add_row(
@@ -28,10 +37,22 @@ def tasks_table(tasks: list[TaskInfo]) -> Table:
             str(len(t.labels)),
             _pct(t.metrics.validation_accuracy) if t.current_version else "-",
             _pct(t.metrics.test_accuracy) if t.current_version else "-",
-            f"{t.metrics.accounted_params:,}" if t.current_version else "-",
+            f"{t.accounted_params:,}" if t.current_version else "-",
             status_line(t),
         )
     return table
+
+
+def system_line(s: SystemStats) -> str:
+    """The system's parameter figures, printed under the tasks table."""
+    root = f"root {s.root_params:,} params" if s.root_params else "no root set"
+    if not s.serving_tasks:
+        return f"system: no serving tasks; {root}"
+    per_task = f"{s.params_per_task:,.0f} params per task"
+    if s.root_params:
+        per_task += f" ({s.root_fraction:.3f} x root)"
+    tasks = f"{s.serving_tasks} serving task" + ("s" if s.serving_tasks != 1 else "")
+    return f"system: {tasks}, {s.distinct_params:,} distinct params, {per_task}; {root}"
 
 
 def status_line(t: TaskInfo) -> str:
@@ -51,12 +72,12 @@ def status_line(t: TaskInfo) -> str:
 
 
 def task_detail(t: TaskInfo) -> Table:
+    """The task, its current version's figures and the evolution status; print with markup=False."""
     table = Table("field", "value", show_header=False)
     rows = [
         ("name", t.name),
         ("state", t.state),
         ("current version", str(t.current_version or "-")),
-        ("versions", str(t.num_versions)),
         ("labels", ", ".join(t.labels)),
         ("description", t.description or "-"),
     ]
@@ -72,15 +93,37 @@ def task_detail(t: TaskInfo) -> Table:
             ("validation accuracy", _pct(m.validation_accuracy)),
             ("test accuracy", _pct(m.test_accuracy)),
             ("score", f"{m.score:.4f}"),
-            ("parameters (accounted)", f"{m.accounted_params:,}"),
+            ("parameters (accounted, live)", f"{t.accounted_params:,}"),
+            ("parameters (accounted at publish)", f"{m.accounted_params:,}"),
             ("input", f"{t.input.image_size}x{t.input.image_size}" if t.input else "-"),
         ]
-    rows.append(("evolution", status_line(t)))
-    if t.evolution.updated_at:
-        rows.append(("status updated", t.evolution.updated_at.isoformat(timespec="seconds")))
     for k, v in rows:
         table.add_row(k, v)
+    table.add_section()
+    for k, v in evolution_rows(t):
+        table.add_row(k, v)
     return table
+
+
+def evolution_rows(t: TaskInfo) -> list[tuple[str, str]]:
+    e = t.evolution
+    published = ("versions published", str(t.num_versions))
+    if not e.phase:
+        return [("evolution", "- (no status reported yet)"), published]
+    rows = [
+        ("evolution phase", e.phase),
+        ("iteration", str(e.iteration)),
+        ("generation", str(e.generation)),
+        ("candidates", str(e.candidates)),
+        ("best score", f"{e.best_score:.4f}"),
+        published,
+        ("message", e.message or "-"),
+        ("worker", e.worker or "-"),
+        ("status updated", e.updated_at.isoformat(timespec="seconds") if e.updated_at else "-"),
+    ]
+    if e.state:
+        rows.append(("evolver state", _compact(e.state)))
+    return rows
 
 
 def versions_table(versions: list[PathVersion]) -> Table:
@@ -115,4 +158,9 @@ def event_line(e: TaskEvent) -> str:
     when = e.time.isoformat(timespec="seconds") if e.time else ""
     what = {"published": f"published version {e.version}", "rolled_back": f"rolled back to version {e.version}"}
     detail = what.get(e.type, e.type)
-    return f"{when} {e.task.name}: {detail} [{e.task.state}, v{e.task.current_version}] {status_line(e.task)}"
+    t = e.task
+    where = f"{t.state}, v{t.current_version}" + (f", {t.accounted_params:,} params" if t.current_version else "")
+    status = status_line(t)
+    if e.type == "status" and t.evolution.worker:
+        status += f" (from {t.evolution.worker})"
+    return f"{when} {t.name}: {detail} [{where}] {status}"

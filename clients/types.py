@@ -29,6 +29,7 @@ __all__ = [
     "PredictResult",
     "RootInfo",
     "ServingInfo",
+    "SystemStats",
     "TaskEvent",
     "TaskInfo",
 ]
@@ -47,6 +48,12 @@ class Metrics:
 
 @dataclass(frozen=True)
 class EvolutionStatus:
+    """What the evolver is doing with a task. A report replaces the whole status, `state` included.
+
+    `state` is the evolver's own resume state (JSON-like: str keys; str, number, bool, None, lists, dicts), kept by
+    the server and opaque to it. Whole numbers come back as int; numbers travel as doubles (exact up to 2**53).
+    """
+
     phase: str = ""
     iteration: int = 0
     generation: int = 0
@@ -54,7 +61,8 @@ class EvolutionStatus:
     best_score: float = 0.0
     message: str = ""
     worker: str = ""
-    updated_at: datetime | None = None
+    updated_at: datetime | None = None  # stamped by the server
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,24 @@ class TaskInfo:
     evolution: EvolutionStatus = field(default_factory=EvolutionStatus)
     dataset: DatasetInfo | None = None
     created_at: datetime | None = None
+    # Parameters accounted to the current path now (shared components divided among the tasks using them); it
+    # moves as other tasks share components. metrics.accounted_params is the value at publish time.
+    accounted_params: int = 0
+
+
+@dataclass(frozen=True)
+class SystemStats:
+    """Parameters of the multitask system: all serving tasks' current paths, each shared component counted once."""
+
+    distinct_params: int = 0
+    params_per_task: float = 0.0  # distinct_params / serving_tasks
+    serving_tasks: int = 0
+    root_params: int = 0  # P_root; 0 when no root is set
+
+    @property
+    def root_fraction(self) -> float:
+        """Parameters per task as a fraction of the root's parameters (0 when no root is set)."""
+        return self.params_per_task / self.root_params if self.root_params else 0.0
 
 
 @dataclass(frozen=True)

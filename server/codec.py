@@ -15,6 +15,7 @@ from munet_serve.imaging import ImageError, InputSpec, check_pixels, decode
 from munet_serve.proto.v1 import inference_pb2, tasks_pb2, types_pb2
 from munet_serve.structs import from_struct, to_struct
 
+from .accounting import ParamAccount
 from .errors import InvalidArgument, ResourceExhausted
 from .events import TaskEvent
 from .registry import ComponentRecord, DatasetRecord, RootRecord, TaskView, VersionRecord
@@ -24,6 +25,7 @@ _NP_DTYPE: dict[int, np.dtype] = {
     types_pb2.DTYPE_FLOAT32: np.dtype(np.float32),
     types_pb2.DTYPE_UINT8: np.dtype(np.uint8),
 }
+_STRUCT = "google.protobuf.Struct"
 _KIND_TO_PB = {kind: types_pb2.ComponentKind.Value(f"COMPONENT_KIND_{kind.name}") for kind in ComponentKind}
 _KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
 _EVENT_TO_PB = {
@@ -43,15 +45,35 @@ def check_task_name(name: str) -> str:
 # --- generic helpers -----------------------------------------------------------------------------------------------
 
 
+def _stored_fields(message: Message) -> dict[str, bool]:
+    """The fields `message_to_dict` keeps: name -> whether it is a google.protobuf.Struct (else a scalar)."""
+    return {
+        f.name: f.type == f.TYPE_MESSAGE
+        for f in message.DESCRIPTOR.fields
+        if f.type != f.TYPE_MESSAGE or f.message_type.full_name == _STRUCT
+    }
+
+
 def message_to_dict(message: Message) -> dict[str, Any]:
-    """Scalar fields of a flat message as a plain dict (for JSON storage)."""
-    return {f.name: getattr(message, f.name) for f in message.DESCRIPTOR.fields if f.type != f.TYPE_MESSAGE}
+    """Scalar and Struct fields of a flat message as a plain dict (for JSON storage); other messages are left out.
+
+    Struct fields become dicts whose whole numbers are ints again (`munet_serve.structs.from_struct`).
+    """
+    return {
+        name: from_struct(getattr(message, name)) if is_struct else getattr(message, name)
+        for name, is_struct in _stored_fields(message).items()
+    }
 
 
 def fill_message(message: Message, values: dict[str, Any]) -> Message:
-    names = {f.name for f in message.DESCRIPTOR.fields if f.type != f.TYPE_MESSAGE}
+    """The inverse of `message_to_dict`: sets the scalar and Struct fields named in values, ignoring other keys."""
+    fields = _stored_fields(message)
     for key, value in values.items():
-        if key in names:
+        if key not in fields:
+            continue
+        if fields[key]:
+            getattr(message, key).CopyFrom(to_struct(value))
+        else:
             setattr(message, key, value)
     return message
 
@@ -222,6 +244,14 @@ def dataset_pb(d: DatasetRecord) -> types_pb2.DatasetInfo:
     )
 
 
+def status_values(status: types_pb2.EvolutionStatus) -> dict[str, Any]:
+    """A reported status as stored (updated_at aside): its scalar fields and its state as a dict."""
+    try:
+        return message_to_dict(status)
+    except ValueError as e:  # a NaN or infinite number in the state
+        raise InvalidArgument(f"the status state cannot be stored: {e}") from e
+
+
 def status_pb(status: dict[str, Any]) -> types_pb2.EvolutionStatus:
     message = fill_message(types_pb2.EvolutionStatus(), status)
     message.updated_at.CopyFrom(timestamp(status.get("updated_at", 0.0)))
@@ -240,11 +270,21 @@ def task_pb(view: TaskView) -> types_pb2.TaskInfo:
         evolution=status_pb(task.status),
         dataset=dataset_pb(view.dataset),
         created_at=timestamp(task.created_at),
+        accounted_params=view.accounted_params,
     )
     if view.current is not None:
         info.metrics.CopyFrom(fill_message(types_pb2.Metrics(), view.current.metrics))
         info.input.CopyFrom(input_spec_pb(view.current.input))
     return info
+
+
+def system_pb(params: ParamAccount) -> tasks_pb2.SystemStats:
+    return tasks_pb2.SystemStats(
+        distinct_params=params.distinct_params,
+        params_per_task=params.params_per_task,
+        serving_tasks=params.serving_tasks,
+        root_params=params.root_params,
+    )
 
 
 def version_pb(v: VersionRecord, current: bool) -> types_pb2.PathVersion:

@@ -14,7 +14,8 @@ class ServerConfig:
 
     Size limits are deliberate: a single gRPC message may not exceed `max_message_bytes` (gRPC itself answers
     RESOURCE_EXHAUSTED beyond it), a predict request may carry at most `max_images_per_request` images, and the
-    streamed uploads (datasets, components) are bounded in total by `max_dataset_bytes` / `max_upload_bytes`.
+    streamed uploads (datasets, components) are bounded in total by `max_dataset_bytes` / `max_upload_bytes`. The
+    evolver state kept with a task's status may take at most `max_status_bytes` as JSON.
     """
 
     data_dir: Path
@@ -25,6 +26,7 @@ class ServerConfig:
     max_images_per_request: int = 256
     max_dataset_bytes: int = 4096 * MIB  # decoded pixels of one registered dataset
     max_upload_bytes: int = 4096 * MIB  # component files streamed in one call
+    max_status_bytes: int = 1 * MIB  # the evolver state of one task's status, as JSON
     device: str = "auto"  # "auto", "cpu" or "cuda"
     intra_op_threads: int = 0  # 0: one per core
     metrics_port: int | None = None  # Prometheus /metrics over HTTP; None: off, 0: a free port
@@ -37,7 +39,7 @@ class ServerConfig:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         for name in ("max_workers", "max_message_bytes", "max_images_per_request", "max_dataset_bytes",
-                     "max_upload_bytes"):
+                     "max_upload_bytes", "max_status_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.intra_op_threads < 0:

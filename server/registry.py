@@ -12,7 +12,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,7 @@ class TaskView:
     dataset: DatasetRecord
     current: VersionRecord | None
     num_versions: int
+    accounted_params: int = 0  # live, from every task's current path (see accounting.py); set by the service
 
 
 def _spec_to_json(spec: InputSpec) -> str:
@@ -199,6 +201,12 @@ class Registry:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    @contextmanager
+    def consistent_reads(self) -> Iterator[None]:
+        """Makes several reads see one state: writes (all of them go through this registry) wait for the block."""
+        with self._lock:
+            yield
+
     # --- datasets and tasks ----------------------------------------------------------------------------------------
 
     def create_task(
@@ -253,17 +261,35 @@ class Registry:
         rows = self._query("SELECT * FROM datasets WHERE id = ?", (id,))
         if not rows:
             raise NotFound(f"dataset {id} not found")
-        r = rows[0]
-        return DatasetRecord(r["id"], r["train"], r["validation"], r["test"], tuple(json.loads(r["image_shape"])),
-                             r["size_bytes"])
+        return self._dataset(rows[0])
 
     def dataset_path(self, id: str) -> Path:
         return self.blobs.path(DATASETS_AREA, id, DATASET_SUFFIX)
 
-    def task_view(self, task: TaskRecord) -> TaskView:
-        current = self.get_version(task.name, task.current_version) if task.current_version else None
-        count = self._query("SELECT COUNT(*) AS n FROM versions WHERE task = ?", (task.name,))[0]["n"]
-        return TaskView(task=task, dataset=self.get_dataset(task.dataset_id), current=current, num_versions=count)
+    def task_views(self, name: str | None = None) -> list[TaskView]:
+        """Every task (or the one named), oldest first, with its dataset, current version and number of versions.
+
+        Four queries however many tasks there are, all on one state. `accounted_params` is left 0.
+        """
+        where, args = ("WHERE t.name = ?", (name,)) if name is not None else ("", ())
+        with self.consistent_reads():
+            tasks = [self._task(r) for r in self._query(f"SELECT t.* FROM tasks t {where} "
+                                                        "ORDER BY t.created_at, t.name", args)]
+            if name is not None and not tasks:
+                raise task_not_found(name)
+            current = {v.task: v for v in map(self._version, self._query(
+                f"SELECT v.* FROM versions v JOIN tasks t ON t.name = v.task AND t.current_version = v.version {where}",
+                args))}
+            counts = {r[0]: r[1] for r in self._query(
+                f"SELECT v.task, COUNT(*) FROM versions v JOIN tasks t ON t.name = v.task {where} GROUP BY v.task",
+                args)}
+            datasets = {d.id: d for d in map(self._dataset, self._query(
+                f"SELECT * FROM datasets WHERE id IN (SELECT t.dataset_id FROM tasks t {where})", args))}
+        return [
+            TaskView(task=t, dataset=datasets[t.dataset_id], current=current.get(t.name),
+                     num_versions=counts.get(t.name, 0))
+            for t in tasks
+        ]
 
     # --- components ------------------------------------------------------------------------------------------------
 
@@ -300,6 +326,12 @@ class Registry:
 
     def list_components(self) -> list[ComponentRecord]:
         return [self._component(r) for r in self._query("SELECT * FROM components ORDER BY created_at, id")]
+
+    def component_params(self, ids: Iterable[str]) -> dict[str, int]:
+        """Parameter count of each stored component among ids, in one query (unknown ids are left out)."""
+        rows = self._query("SELECT id, num_params FROM components WHERE id IN (SELECT value FROM json_each(?))",
+                           (json.dumps(sorted(set(ids))),))
+        return {r["id"]: r["num_params"] for r in rows}
 
     def onnx_path(self, id: str) -> Path:
         return self.blobs.path(COMPONENTS_AREA, id, ONNX_SUFFIX)
@@ -353,6 +385,14 @@ class Registry:
         )
         return [self._version(r) for r in rows]
 
+    def current_paths(self) -> dict[str, tuple[str, ...]]:
+        """Component ids of every serving task's current path, in execution order, in one query."""
+        rows = self._query(
+            "SELECT v.task, v.components FROM versions v "
+            "JOIN tasks t ON t.name = v.task AND t.current_version = v.version"
+        )
+        return {r["task"]: tuple(cid for _, cid in json.loads(r["components"])) for r in rows}
+
     # --- root ------------------------------------------------------------------------------------------------------
 
     def get_root(self) -> RootRecord | None:
@@ -397,6 +437,11 @@ class Registry:
             status=json.loads(r["status"]),
             created_at=r["created_at"],
         )
+
+    @staticmethod
+    def _dataset(r: sqlite3.Row) -> DatasetRecord:
+        return DatasetRecord(r["id"], r["train"], r["validation"], r["test"], tuple(json.loads(r["image_shape"])),
+                             r["size_bytes"])
 
     @staticmethod
     def _component(r: sqlite3.Row) -> ComponentRecord:

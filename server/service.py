@@ -9,10 +9,12 @@ restart.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,19 @@ from munet_serve.proto.v1 import evolution_pb2, tasks_pb2, types_pb2
 from munet_serve.structs import from_struct
 
 from . import codec
+from .accounting import ParamAccount, account
 from .config import ServerConfig
 from .datasets import DatasetBuilder, SplitPolicy
 from .engine import OrtEnvironment, SessionPool, check_loadable
-from .errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, ServeError, Unavailable
+from .errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServeError,
+    Unavailable,
+)
 from .events import EventHub, TaskEvent
 from .metrics import ServerMetrics
 from .registry import ComponentFiles, DatasetRecord, NewVersion, Registry, TaskRecord, TaskView, VersionRecord
@@ -35,6 +46,14 @@ from .routes import Route, Router
 from .uploads import ComponentReader
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskListing:
+    """Tasks as ListTasks shows them, with their live accounted parameters and the system's figures."""
+
+    views: list[TaskView]
+    params: ParamAccount
 
 
 class ServeCore:
@@ -141,10 +160,22 @@ class ServeCore:
         return view
 
     def view(self, name: str) -> TaskView:
-        return self.registry.task_view(self.registry.get_task(name))
+        return self.listing(name).views[0]
 
     def views(self) -> list[TaskView]:
-        return [self.registry.task_view(t) for t in self.registry.list_tasks()]
+        return self.listing().views
+
+    def listing(self, name: str | None = None) -> TaskListing:
+        """Every task (or the one named) with its live accounted parameters: a fixed number of queries, one state."""
+        registry = self.registry
+        with registry.consistent_reads():
+            views = registry.task_views(name)
+            paths = registry.current_paths()
+            params = registry.component_params(cid for ids in paths.values() for cid in ids)
+            root = registry.get_root()
+        accounting = account(paths, params, root.params if root else 0)
+        views = [dataclasses.replace(v, accounted_params=accounting.accounted.get(v.task.name, 0)) for v in views]
+        return TaskListing(views=views, params=accounting)
 
     def delete_task(self, name: str) -> None:
         with self._changes:
@@ -161,7 +192,14 @@ class ServeCore:
         self._emit("deleted", view)
 
     def report_status(self, name: str, status: types_pb2.EvolutionStatus) -> None:
-        values: dict[str, Any] = codec.message_to_dict(status)
+        """Replaces the task's status, the evolver's state included; the server stamps updated_at."""
+        values: dict[str, Any] = codec.status_values(status)
+        size = len(json.dumps(values["state"]))
+        if size > self.config.max_status_bytes:
+            raise ResourceExhausted(
+                f"the evolver state in the status of task {name!r} takes {size} bytes as JSON; "
+                f"the limit is {self.config.max_status_bytes}"
+            )
         values["updated_at"] = time.time()
         self.registry.set_status(name, values)
         self._emit("status", self.view(name))

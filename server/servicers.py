@@ -82,7 +82,10 @@ class TasksServicer(tasks_pb2_grpc.TasksServicer):
         return codec.task_pb(self.core.register_task(iter(request_iterator)))
 
     def ListTasks(self, request, context):  # noqa: N802, ANN001
-        return tasks_pb2.ListTasksResponse(tasks=[codec.task_pb(v) for v in self.core.views()])
+        listing = self.core.listing()
+        return tasks_pb2.ListTasksResponse(
+            tasks=[codec.task_pb(v) for v in listing.views], system=codec.system_pb(listing.params)
+        )
 
     def GetTask(self, request, context):  # noqa: N802, ANN001
         return codec.task_pb(self.core.view(request.name))

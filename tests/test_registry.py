@@ -147,3 +147,32 @@ def test_publish_killed_between_files_and_commit_keeps_the_previous_version(tmp_
     assert not any((tmp_path / "tmp").iterdir())
     reopened.close()
     assert os.path.exists(tmp_path / "registry.sqlite3")
+
+
+def test_task_views_and_accounting_reads_take_a_fixed_number_of_queries(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    statements: list[str] = []
+    registry._db.set_trace_callback(statements.append)  # the SQL the registry runs, to count it
+    dataset, data = _dataset()
+    shared, counts = _component("shared", ComponentKind.EMBEDDING), []
+    registry.write_component_files([shared])
+    for i in range(4):
+        registry.create_task(f"t{i}", ["a", "b", "c"], "", dataset, data)
+        head = _component(f"h{i}")
+        registry.write_component_files([head])
+        registry.commit_publish(f"t{i}", _version(shared.record.id, head.record.id), [shared.record, head.record])
+        statements.clear()
+        views = registry.task_views()
+        paths = registry.current_paths()
+        params = registry.component_params(cid for ids in paths.values() for cid in ids)
+        counts.append(len(statements))
+        assert [v.task.name for v in views] == [f"t{j}" for j in range(i + 1)]
+        assert all(v.num_versions == 1 and v.current is not None for v in views)
+        assert paths["t0"] == (shared.record.id, _component("h0").record.id)
+        assert params == {shared.record.id: 3, **{_component(f"h{j}").record.id: 3 for j in range(i + 1)}}
+    assert len(set(counts)) == 1, counts  # the same for 1 to 4 tasks
+    (view,) = registry.task_views("t2")
+    assert view.task.name == "t2" and view.dataset.id == dataset.id
+    with pytest.raises(NotFound, match="task 'nope' not found"):
+        registry.task_views("nope")
+    registry.close()

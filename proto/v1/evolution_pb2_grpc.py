@@ -136,7 +136,8 @@ class EvolutionServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ReportStatus(self, request, context):
-        """Records what the evolver is doing with a task (shown by GetTask and WatchTasks). Errors: NOT_FOUND.
+        """Records what the evolver is doing with a task (shown by GetTask, ListTasks and WatchTasks), replacing the whole
+        previous status, its state included. Errors: NOT_FOUND, RESOURCE_EXHAUSTED (status state over the size limit).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from munet_serve.proto.v1 import types_pb2 as munet__serve_dot_proto_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n munet_serve/proto/v1/tasks.proto\x12\x0emunet_serve.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a munet_serve/proto/v1/types.proto\"\x85\x01\n\x08TaskSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x1b\n\x13validation_fraction\x18\x04 \x01(\x02\x12\x15\n\rtest_fraction\x18\x05 \x01(\x02\x12\x12\n\nimage_size\x18\x06 \x01(\r\"d\n\x07\x45xample\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x15.munet_serve.v1.Image\x12\r\n\x05label\x18\x02 \x01(\r\x12$\n\x05split\x18\x03 \x01(\x0e\x32\x15.munet_serve.v1.Split\"9\n\x0c\x44\x61tasetChunk\x12)\n\x08\x65xamples\x18\x01 \x03(\x0b\x32\x17.munet_serve.v1.Example\"v\n\x13RegisterTaskRequest\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x18.munet_serve.v1.TaskSpecH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.munet_serve.v1.DatasetChunkH\x00\x42\x06\n\x04part\"\x12\n\x10ListTasksRequest\"<\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.munet_serve.v1.TaskInfo\"\x1e\n\x0eGetTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11\x44\x65leteTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteTaskResponse\"7\n\x11WatchTasksRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x14\n\x0csend_initial\x18\x02 \x01(\x08\"\x9b\x01\n\tTaskEvent\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.munet_serve.v1.TaskEventType\x12&\n\x04task\x18\x02 \x01(\x0b\x32\x18.munet_serve.v1.TaskInfo\x12\x0f\n\x07version\x18\x03 \x01(\r\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x13ListVersionsRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\"E\n\x14ListVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x1b.munet_serve.v1.PathVersion\"0\n\x0fRollbackRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r*\xe7\x01\n\rTaskEventType\x12\x1f\n\x1bTASK_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18TASK_EVENT_TYPE_SNAPSHOT\x10\x01\x12\x1e\n\x1aTASK_EVENT_TYPE_REGISTERED\x10\x02\x12\x1d\n\x19TASK_EVENT_TYPE_PUBLISHED\x10\x03\x12\x1f\n\x1bTASK_EVENT_TYPE_ROLLED_BACK\x10\x04\x12\x1b\n\x17TASK_EVENT_TYPE_DELETED\x10\x05\x12\x1a\n\x16TASK_EVENT_TYPE_STATUS\x10\x06\x32\x92\x03\n\x05Tasks\x12O\n\x0cRegisterTask\x12#.munet_serve.v1.RegisterTaskRequest\x1a\x18.munet_serve.v1.TaskInfo(\x01\x12P\n\tListTasks\x12 .munet_serve.v1.ListTasksRequest\x1a!.munet_serve.v1.ListTasksResponse\x12\x43\n\x07GetTask\x12\x1e.munet_serve.v1.GetTaskRequest\x1a\x18.munet_serve.v1.TaskInfo\x12S\n\nDeleteTask\x12!.munet_serve.v1.DeleteTaskRequest\x1a\".munet_serve.v1.DeleteTaskResponse\x12L\n\nWatchTasks\x12!.munet_serve.v1.WatchTasksRequest\x1a\x19.munet_serve.v1.TaskEvent0\x01\x32\xac\x01\n\x08Versions\x12Y\n\x0cListVersions\x12#.munet_serve.v1.ListVersionsRequest\x1a$.munet_serve.v1.ListVersionsResponse\x12\x45\n\x08Rollback\x12\x1f.munet_serve.v1.RollbackRequest\x1a\x18.munet_serve.v1.TaskInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n munet_serve/proto/v1/tasks.proto\x12\x0emunet_serve.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a munet_serve/proto/v1/types.proto\"\x85\x01\n\x08TaskSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x1b\n\x13validation_fraction\x18\x04 \x01(\x02\x12\x15\n\rtest_fraction\x18\x05 \x01(\x02\x12\x12\n\nimage_size\x18\x06 \x01(\r\"d\n\x07\x45xample\x12$\n\x05image\x18\x01 \x01(\x0b\x32\x15.munet_serve.v1.Image\x12\r\n\x05label\x18\x02 \x01(\r\x12$\n\x05split\x18\x03 \x01(\x0e\x32\x15.munet_serve.v1.Split\"9\n\x0c\x44\x61tasetChunk\x12)\n\x08\x65xamples\x18\x01 \x03(\x0b\x32\x17.munet_serve.v1.Example\"v\n\x13RegisterTaskRequest\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x18.munet_serve.v1.TaskSpecH\x00\x12-\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x1c.munet_serve.v1.DatasetChunkH\x00\x42\x06\n\x04part\"\x12\n\x10ListTasksRequest\"i\n\x11ListTasksResponse\x12\'\n\x05tasks\x18\x01 \x03(\x0b\x32\x18.munet_serve.v1.TaskInfo\x12+\n\x06system\x18\x02 \x01(\x0b\x32\x1b.munet_serve.v1.SystemStats\"k\n\x0bSystemStats\x12\x17\n\x0f\x64istinct_params\x18\x01 \x01(\x03\x12\x17\n\x0fparams_per_task\x18\x02 \x01(\x01\x12\x15\n\rserving_tasks\x18\x03 \x01(\r\x12\x13\n\x0broot_params\x18\x04 \x01(\x03\"\x1e\n\x0eGetTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"!\n\x11\x44\x65leteTaskRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteTaskResponse\"7\n\x11WatchTasksRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x14\n\x0csend_initial\x18\x02 \x01(\x08\"\x9b\x01\n\tTaskEvent\x12+\n\x04type\x18\x01 \x01(\x0e\x32\x1d.munet_serve.v1.TaskEventType\x12&\n\x04task\x18\x02 \x01(\x0b\x32\x18.munet_serve.v1.TaskInfo\x12\x0f\n\x07version\x18\x03 \x01(\r\x12(\n\x04time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"#\n\x13ListVersionsRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\"E\n\x14ListVersionsResponse\x12-\n\x08versions\x18\x01 \x03(\x0b\x32\x1b.munet_serve.v1.PathVersion\"0\n\x0fRollbackRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r*\xe7\x01\n\rTaskEventType\x12\x1f\n\x1bTASK_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1c\n\x18TASK_EVENT_TYPE_SNAPSHOT\x10\x01\x12\x1e\n\x1aTASK_EVENT_TYPE_REGISTERED\x10\x02\x12\x1d\n\x19TASK_EVENT_TYPE_PUBLISHED\x10\x03\x12\x1f\n\x1bTASK_EVENT_TYPE_ROLLED_BACK\x10\x04\x12\x1b\n\x17TASK_EVENT_TYPE_DELETED\x10\x05\x12\x1a\n\x16TASK_EVENT_TYPE_STATUS\x10\x06\x32\x92\x03\n\x05Tasks\x12O\n\x0cRegisterTask\x12#.munet_serve.v1.RegisterTaskRequest\x1a\x18.munet_serve.v1.TaskInfo(\x01\x12P\n\tListTasks\x12 .munet_serve.v1.ListTasksRequest\x1a!.munet_serve.v1.ListTasksResponse\x12\x43\n\x07GetTask\x12\x1e.munet_serve.v1.GetTaskRequest\x1a\x18.munet_serve.v1.TaskInfo\x12S\n\nDeleteTask\x12!.munet_serve.v1.DeleteTaskRequest\x1a\".munet_serve.v1.DeleteTaskResponse\x12L\n\nWatchTasks\x12!.munet_serve.v1.WatchTasksRequest\x1a\x19.munet_serve.v1.TaskEvent0\x01\x32\xac\x01\n\x08Versions\x12Y\n\x0cListVersions\x12#.munet_serve.v1.ListVersionsRequest\x1a$.munet_serve.v1.ListVersionsResponse\x12\x45\n\x08Rollback\x12\x1f.munet_serve.v1.RollbackRequest\x1a\x18.munet_serve.v1.TaskInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'munet_serve.proto.v1.tasks_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKEVENTTYPE']._serialized_start=1081
-  _globals['_TASKEVENTTYPE']._serialized_end=1312
+  _globals['_TASKEVENTTYPE']._serialized_start=1235
+  _globals['_TASKEVENTTYPE']._serialized_end=1466
   _globals['_TASKSPEC']._serialized_start=120
   _globals['_TASKSPEC']._serialized_end=253
   _globals['_EXAMPLE']._serialized_start=255
@@ -46,25 +46,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTTASKSREQUEST']._serialized_start=536
   _globals['_LISTTASKSREQUEST']._serialized_end=554
   _globals['_LISTTASKSRESPONSE']._serialized_start=556
-  _globals['_LISTTASKSRESPONSE']._serialized_end=616
-  _globals['_GETTASKREQUEST']._serialized_start=618
-  _globals['_GETTASKREQUEST']._serialized_end=648
-  _globals['_DELETETASKREQUEST']._serialized_start=650
-  _globals['_DELETETASKREQUEST']._serialized_end=683
-  _globals['_DELETETASKRESPONSE']._serialized_start=685
-  _globals['_DELETETASKRESPONSE']._serialized_end=705
-  _globals['_WATCHTASKSREQUEST']._serialized_start=707
-  _globals['_WATCHTASKSREQUEST']._serialized_end=762
-  _globals['_TASKEVENT']._serialized_start=765
-  _globals['_TASKEVENT']._serialized_end=920
-  _globals['_LISTVERSIONSREQUEST']._serialized_start=922
-  _globals['_LISTVERSIONSREQUEST']._serialized_end=957
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=959
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1028
-  _globals['_ROLLBACKREQUEST']._serialized_start=1030
-  _globals['_ROLLBACKREQUEST']._serialized_end=1078
-  _globals['_TASKS']._serialized_start=1315
-  _globals['_TASKS']._serialized_end=1717
-  _globals['_VERSIONS']._serialized_start=1720
-  _globals['_VERSIONS']._serialized_end=1892
+  _globals['_LISTTASKSRESPONSE']._serialized_end=661
+  _globals['_SYSTEMSTATS']._serialized_start=663
+  _globals['_SYSTEMSTATS']._serialized_end=770
+  _globals['_GETTASKREQUEST']._serialized_start=772
+  _globals['_GETTASKREQUEST']._serialized_end=802
+  _globals['_DELETETASKREQUEST']._serialized_start=804
+  _globals['_DELETETASKREQUEST']._serialized_end=837
+  _globals['_DELETETASKRESPONSE']._serialized_start=839
+  _globals['_DELETETASKRESPONSE']._serialized_end=859
+  _globals['_WATCHTASKSREQUEST']._serialized_start=861
+  _globals['_WATCHTASKSREQUEST']._serialized_end=916
+  _globals['_TASKEVENT']._serialized_start=919
+  _globals['_TASKEVENT']._serialized_end=1074
+  _globals['_LISTVERSIONSREQUEST']._serialized_start=1076
+  _globals['_LISTVERSIONSREQUEST']._serialized_end=1111
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1113
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1182
+  _globals['_ROLLBACKREQUEST']._serialized_start=1184
+  _globals['_ROLLBACKREQUEST']._serialized_end=1232
+  _globals['_TASKS']._serialized_start=1469
+  _globals['_TASKS']._serialized_end=1871
+  _globals['_VERSIONS']._serialized_start=1874
+  _globals['_VERSIONS']._serialized_end=2046
 # @@protoc_insertion_point(module_scope)

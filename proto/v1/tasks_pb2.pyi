@@ -73,10 +73,24 @@ class ListTasksRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ListTasksResponse(_message.Message):
-    __slots__ = ("tasks",)
+    __slots__ = ("tasks", "system")
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    SYSTEM_FIELD_NUMBER: _ClassVar[int]
     tasks: _containers.RepeatedCompositeFieldContainer[_types_pb2.TaskInfo]
-    def __init__(self, tasks: _Optional[_Iterable[_Union[_types_pb2.TaskInfo, _Mapping]]] = ...) -> None: ...
+    system: SystemStats
+    def __init__(self, tasks: _Optional[_Iterable[_Union[_types_pb2.TaskInfo, _Mapping]]] = ..., system: _Optional[_Union[SystemStats, _Mapping]] = ...) -> None: ...
+
+class SystemStats(_message.Message):
+    __slots__ = ("distinct_params", "params_per_task", "serving_tasks", "root_params")
+    DISTINCT_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_PER_TASK_FIELD_NUMBER: _ClassVar[int]
+    SERVING_TASKS_FIELD_NUMBER: _ClassVar[int]
+    ROOT_PARAMS_FIELD_NUMBER: _ClassVar[int]
+    distinct_params: int
+    params_per_task: float
+    serving_tasks: int
+    root_params: int
+    def __init__(self, distinct_params: _Optional[int] = ..., params_per_task: _Optional[float] = ..., serving_tasks: _Optional[int] = ..., root_params: _Optional[int] = ...) -> None: ...
 
 class GetTaskRequest(_message.Message):
     __slots__ = ("name",)

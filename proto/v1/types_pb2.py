@@ -26,21 +26,21 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n munet_serve/proto/v1/types.proto\x12\x0emunet_serve.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x06Tensor\x12$\n\x05\x64type\x18\x01 \x01(\x0e\x32\x15.munet_serve.v1.DType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"O\n\x05Image\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12(\n\x06pixels\x18\x02 \x01(\x0b\x32\x16.munet_serve.v1.TensorH\x00\x42\t\n\x07\x63ontent\":\n\tInputSpec\x12\x12\n\nimage_size\x18\x01 \x01(\r\x12\x0c\n\x04mean\x18\x02 \x03(\x02\x12\x0b\n\x03std\x18\x03 \x03(\x02\"\xa6\x01\n\x07Metrics\x12\x1b\n\x13validation_accuracy\x18\x01 \x01(\x01\x12\x15\n\rtest_accuracy\x18\x02 \x01(\x01\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x18\n\x10\x61\x63\x63ounted_params\x18\x04 \x01(\x03\x12\x12\n\nnew_params\x18\x05 \x01(\x03\x12\x13\n\x0btrain_steps\x18\x06 \x01(\x03\x12\x15\n\rtrain_seconds\x18\x07 \x01(\x01\"\xc0\x01\n\x0f\x45volutionStatus\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x11\n\titeration\x18\x02 \x01(\r\x12\x12\n\ngeneration\x18\x03 \x01(\r\x12\x12\n\ncandidates\x18\x04 \x01(\r\x12\x12\n\nbest_score\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x0e\n\x06worker\x18\x07 \x01(\t\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x01\n\x0b\x44\x61tasetInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0etrain_examples\x18\x02 \x01(\r\x12\x1b\n\x13validation_examples\x18\x03 \x01(\r\x12\x15\n\rtest_examples\x18\x04 \x01(\r\x12\x13\n\x0bimage_shape\x18\x05 \x03(\r\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\"\xfc\x02\n\x08TaskInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.munet_serve.v1.TaskState\x12\x17\n\x0f\x63urrent_version\x18\x05 \x01(\r\x12\x14\n\x0cnum_versions\x18\x06 \x01(\r\x12(\n\x07metrics\x18\x07 \x01(\x0b\x32\x17.munet_serve.v1.Metrics\x12(\n\x05input\x18\x08 \x01(\x0b\x32\x19.munet_serve.v1.InputSpec\x12\x32\n\tevolution\x18\t \x01(\x0b\x32\x1f.munet_serve.v1.EvolutionStatus\x12,\n\x07\x64\x61taset\x18\n \x01(\x0b\x32\x1b.munet_serve.v1.DatasetInfo\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xa8\x02\n\rComponentInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.munet_serve.v1.ComponentKind\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nnum_params\x18\x04 \x01(\x03\x12\x1c\n\x14parity_max_abs_error\x18\x05 \x01(\x01\x12(\n\x07lineage\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nonnx_bytes\x18\x07 \x01(\x04\x12\x15\n\rweights_bytes\x18\x08 \x01(\x04\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\rPathComponent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"(\n\x07PathRef\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\xc7\x02\n\x0bPathVersion\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x31\n\ncomponents\x18\x03 \x03(\x0b\x32\x1d.munet_serve.v1.PathComponent\x12(\n\x07hparams\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07metrics\x18\x05 \x01(\x0b\x32\x17.munet_serve.v1.Metrics\x12(\n\x05input\x18\x06 \x01(\x0b\x32\x19.munet_serve.v1.InputSpec\x12\'\n\x06parent\x18\x07 \x01(\x0b\x32\x17.munet_serve.v1.PathRef\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63urrent\x18\t \x01(\x08\"\xb0\x01\n\x08RootInfo\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x31\n\ncomponents\x18\x02 \x03(\x0b\x32\x1d.munet_serve.v1.PathComponent\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06params\x18\x04 \x01(\x03\x12(\n\x05input\x18\x05 \x01(\x0b\x32\x19.munet_serve.v1.InputSpec*B\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x0f\n\x0b\x44TYPE_UINT8\x10\x02*U\n\x05Split\x12\x15\n\x11SPLIT_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSPLIT_TRAIN\x10\x01\x12\x14\n\x10SPLIT_VALIDATION\x10\x02\x12\x0e\n\nSPLIT_TEST\x10\x03*W\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x16\n\x12TASK_STATE_SERVING\x10\x02*\x83\x02\n\rComponentKind\x12\x1e\n\x1a\x43OMPONENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43OMPONENT_KIND_EMBEDDING\x10\x01\x12\x16\n\x12\x43OMPONENT_KIND_CLS\x10\x02\x12\x1b\n\x17\x43OMPONENT_KIND_POSEMBED\x10\x03\x12 \n\x1c\x43OMPONENT_KIND_ENCODER_BLOCK\x10\x04\x12#\n\x1f\x43OMPONENT_KIND_RESIDUAL_ADAPTER\x10\x05\x12\x1f\n\x1b\x43OMPONENT_KIND_ENCODER_NORM\x10\x06\x12\x17\n\x13\x43OMPONENT_KIND_HEAD\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n munet_serve/proto/v1/types.proto\x12\x0emunet_serve.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"K\n\x06Tensor\x12$\n\x05\x64type\x18\x01 \x01(\x0e\x32\x15.munet_serve.v1.DType\x12\r\n\x05shape\x18\x02 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"O\n\x05Image\x12\x11\n\x07\x65ncoded\x18\x01 \x01(\x0cH\x00\x12(\n\x06pixels\x18\x02 \x01(\x0b\x32\x16.munet_serve.v1.TensorH\x00\x42\t\n\x07\x63ontent\":\n\tInputSpec\x12\x12\n\nimage_size\x18\x01 \x01(\r\x12\x0c\n\x04mean\x18\x02 \x03(\x02\x12\x0b\n\x03std\x18\x03 \x03(\x02\"\xa6\x01\n\x07Metrics\x12\x1b\n\x13validation_accuracy\x18\x01 \x01(\x01\x12\x15\n\rtest_accuracy\x18\x02 \x01(\x01\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x18\n\x10\x61\x63\x63ounted_params\x18\x04 \x01(\x03\x12\x12\n\nnew_params\x18\x05 \x01(\x03\x12\x13\n\x0btrain_steps\x18\x06 \x01(\x03\x12\x15\n\rtrain_seconds\x18\x07 \x01(\x01\"\xe8\x01\n\x0f\x45volutionStatus\x12\r\n\x05phase\x18\x01 \x01(\t\x12\x11\n\titeration\x18\x02 \x01(\r\x12\x12\n\ngeneration\x18\x03 \x01(\r\x12\x12\n\ncandidates\x18\x04 \x01(\r\x12\x12\n\nbest_score\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x0e\n\x06worker\x18\x07 \x01(\t\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12&\n\x05state\x18\t \x01(\x0b\x32\x17.google.protobuf.Struct\"\x8e\x01\n\x0b\x44\x61tasetInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x16\n\x0etrain_examples\x18\x02 \x01(\r\x12\x1b\n\x13validation_examples\x18\x03 \x01(\r\x12\x15\n\rtest_examples\x18\x04 \x01(\r\x12\x13\n\x0bimage_shape\x18\x05 \x03(\r\x12\x12\n\nsize_bytes\x18\x06 \x01(\x04\"\x96\x03\n\x08TaskInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06labels\x18\x02 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12(\n\x05state\x18\x04 \x01(\x0e\x32\x19.munet_serve.v1.TaskState\x12\x17\n\x0f\x63urrent_version\x18\x05 \x01(\r\x12\x14\n\x0cnum_versions\x18\x06 \x01(\r\x12(\n\x07metrics\x18\x07 \x01(\x0b\x32\x17.munet_serve.v1.Metrics\x12(\n\x05input\x18\x08 \x01(\x0b\x32\x19.munet_serve.v1.InputSpec\x12\x32\n\tevolution\x18\t \x01(\x0b\x32\x1f.munet_serve.v1.EvolutionStatus\x12,\n\x07\x64\x61taset\x18\n \x01(\x0b\x32\x1b.munet_serve.v1.DatasetInfo\x12.\n\ncreated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x61\x63\x63ounted_params\x18\x0c \x01(\x03\"\xa8\x02\n\rComponentInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.munet_serve.v1.ComponentKind\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nnum_params\x18\x04 \x01(\x03\x12\x1c\n\x14parity_max_abs_error\x18\x05 \x01(\x01\x12(\n\x07lineage\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\nonnx_bytes\x18\x07 \x01(\x04\x12\x15\n\rweights_bytes\x18\x08 \x01(\x04\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\")\n\rPathComponent\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\"(\n\x07PathRef\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\xc7\x02\n\x0bPathVersion\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x31\n\ncomponents\x18\x03 \x03(\x0b\x32\x1d.munet_serve.v1.PathComponent\x12(\n\x07hparams\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12(\n\x07metrics\x18\x05 \x01(\x0b\x32\x17.munet_serve.v1.Metrics\x12(\n\x05input\x18\x06 \x01(\x0b\x32\x19.munet_serve.v1.InputSpec\x12\'\n\x06parent\x18\x07 \x01(\x0b\x32\x17.munet_serve.v1.PathRef\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63urrent\x18\t \x01(\x08\"\xb0\x01\n\x08RootInfo\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x31\n\ncomponents\x18\x02 \x03(\x0b\x32\x1d.munet_serve.v1.PathComponent\x12\'\n\x06\x63onfig\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0e\n\x06params\x18\x04 \x01(\x03\x12(\n\x05input\x18\x05 \x01(\x0b\x32\x19.munet_serve.v1.InputSpec*B\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x0f\n\x0b\x44TYPE_UINT8\x10\x02*U\n\x05Split\x12\x15\n\x11SPLIT_UNSPECIFIED\x10\x00\x12\x0f\n\x0bSPLIT_TRAIN\x10\x01\x12\x14\n\x10SPLIT_VALIDATION\x10\x02\x12\x0e\n\nSPLIT_TEST\x10\x03*W\n\tTaskState\x12\x1a\n\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12TASK_STATE_PENDING\x10\x01\x12\x16\n\x12TASK_STATE_SERVING\x10\x02*\x83\x02\n\rComponentKind\x12\x1e\n\x1a\x43OMPONENT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43OMPONENT_KIND_EMBEDDING\x10\x01\x12\x16\n\x12\x43OMPONENT_KIND_CLS\x10\x02\x12\x1b\n\x17\x43OMPONENT_KIND_POSEMBED\x10\x03\x12 \n\x1c\x43OMPONENT_KIND_ENCODER_BLOCK\x10\x04\x12#\n\x1f\x43OMPONENT_KIND_RESIDUAL_ADAPTER\x10\x05\x12\x1f\n\x1b\x43OMPONENT_KIND_ENCODER_NORM\x10\x06\x12\x17\n\x13\x43OMPONENT_KIND_HEAD\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'munet_serve.proto.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DTYPE']._serialized_start=2118
-  _globals['_DTYPE']._serialized_end=2184
-  _globals['_SPLIT']._serialized_start=2186
-  _globals['_SPLIT']._serialized_end=2271
-  _globals['_TASKSTATE']._serialized_start=2273
-  _globals['_TASKSTATE']._serialized_end=2360
-  _globals['_COMPONENTKIND']._serialized_start=2363
-  _globals['_COMPONENTKIND']._serialized_end=2622
+  _globals['_DTYPE']._serialized_start=2184
+  _globals['_DTYPE']._serialized_end=2250
+  _globals['_SPLIT']._serialized_start=2252
+  _globals['_SPLIT']._serialized_end=2337
+  _globals['_TASKSTATE']._serialized_start=2339
+  _globals['_TASKSTATE']._serialized_end=2426
+  _globals['_COMPONENTKIND']._serialized_start=2429
+  _globals['_COMPONENTKIND']._serialized_end=2688
   _globals['_TENSOR']._serialized_start=115
   _globals['_TENSOR']._serialized_end=190
   _globals['_IMAGE']._serialized_start=192
@@ -50,19 +50,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_METRICS']._serialized_start=334
   _globals['_METRICS']._serialized_end=500
   _globals['_EVOLUTIONSTATUS']._serialized_start=503
-  _globals['_EVOLUTIONSTATUS']._serialized_end=695
-  _globals['_DATASETINFO']._serialized_start=698
-  _globals['_DATASETINFO']._serialized_end=840
-  _globals['_TASKINFO']._serialized_start=843
-  _globals['_TASKINFO']._serialized_end=1223
-  _globals['_COMPONENTINFO']._serialized_start=1226
-  _globals['_COMPONENTINFO']._serialized_end=1522
-  _globals['_PATHCOMPONENT']._serialized_start=1524
-  _globals['_PATHCOMPONENT']._serialized_end=1565
-  _globals['_PATHREF']._serialized_start=1567
-  _globals['_PATHREF']._serialized_end=1607
-  _globals['_PATHVERSION']._serialized_start=1610
-  _globals['_PATHVERSION']._serialized_end=1937
-  _globals['_ROOTINFO']._serialized_start=1940
-  _globals['_ROOTINFO']._serialized_end=2116
+  _globals['_EVOLUTIONSTATUS']._serialized_end=735
+  _globals['_DATASETINFO']._serialized_start=738
+  _globals['_DATASETINFO']._serialized_end=880
+  _globals['_TASKINFO']._serialized_start=883
+  _globals['_TASKINFO']._serialized_end=1289
+  _globals['_COMPONENTINFO']._serialized_start=1292
+  _globals['_COMPONENTINFO']._serialized_end=1588
+  _globals['_PATHCOMPONENT']._serialized_start=1590
+  _globals['_PATHCOMPONENT']._serialized_end=1631
+  _globals['_PATHREF']._serialized_start=1633
+  _globals['_PATHREF']._serialized_end=1673
+  _globals['_PATHVERSION']._serialized_start=1676
+  _globals['_PATHVERSION']._serialized_end=2003
+  _globals['_ROOTINFO']._serialized_start=2006
+  _globals['_ROOTINFO']._serialized_end=2182
 # @@protoc_insertion_point(module_scope)

@@ -106,7 +106,7 @@ class Metrics(_message.Message):
     def __init__(self, validation_accuracy: _Optional[float] = ..., test_accuracy: _Optional[float] = ..., score: _Optional[float] = ..., accounted_params: _Optional[int] = ..., new_params: _Optional[int] = ..., train_steps: _Optional[int] = ..., train_seconds: _Optional[float] = ...) -> None: ...
 
 class EvolutionStatus(_message.Message):
-    __slots__ = ("phase", "iteration", "generation", "candidates", "best_score", "message", "worker", "updated_at")
+    __slots__ = ("phase", "iteration", "generation", "candidates", "best_score", "message", "worker", "updated_at", "state")
     PHASE_FIELD_NUMBER: _ClassVar[int]
     ITERATION_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +115,7 @@ class EvolutionStatus(_message.Message):
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     WORKER_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     phase: str
     iteration: int
     generation: int
@@ -123,7 +124,8 @@ class EvolutionStatus(_message.Message):
     message: str
     worker: str
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, phase: _Optional[str] = ..., iteration: _Optional[int] = ..., generation: _Optional[int] = ..., candidates: _Optional[int] = ..., best_score: _Optional[float] = ..., message: _Optional[str] = ..., worker: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    state: _struct_pb2.Struct
+    def __init__(self, phase: _Optional[str] = ..., iteration: _Optional[int] = ..., generation: _Optional[int] = ..., candidates: _Optional[int] = ..., best_score: _Optional[float] = ..., message: _Optional[str] = ..., worker: _Optional[str] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., state: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
 
 class DatasetInfo(_message.Message):
     __slots__ = ("id", "train_examples", "validation_examples", "test_examples", "image_shape", "size_bytes")
@@ -142,7 +144,7 @@ class DatasetInfo(_message.Message):
     def __init__(self, id: _Optional[str] = ..., train_examples: _Optional[int] = ..., validation_examples: _Optional[int] = ..., test_examples: _Optional[int] = ..., image_shape: _Optional[_Iterable[int]] = ..., size_bytes: _Optional[int] = ...) -> None: ...
 
 class TaskInfo(_message.Message):
-    __slots__ = ("name", "labels", "description", "state", "current_version", "num_versions", "metrics", "input", "evolution", "dataset", "created_at")
+    __slots__ = ("name", "labels", "description", "state", "current_version", "num_versions", "metrics", "input", "evolution", "dataset", "created_at", "accounted_params")
     NAME_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +156,7 @@ class TaskInfo(_message.Message):
     EVOLUTION_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTED_PARAMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     labels: _containers.RepeatedScalarFieldContainer[str]
     description: str
@@ -165,7 +168,8 @@ class TaskInfo(_message.Message):
     evolution: EvolutionStatus
     dataset: DatasetInfo
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., current_version: _Optional[int] = ..., num_versions: _Optional[int] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., evolution: _Optional[_Union[EvolutionStatus, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    accounted_params: int
+    def __init__(self, name: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., state: _Optional[_Union[TaskState, str]] = ..., current_version: _Optional[int] = ..., num_versions: _Optional[int] = ..., metrics: _Optional[_Union[Metrics, _Mapping]] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., evolution: _Optional[_Union[EvolutionStatus, _Mapping]] = ..., dataset: _Optional[_Union[DatasetInfo, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., accounted_params: _Optional[int] = ...) -> None: ...
 
 class ComponentInfo(_message.Message):
     __slots__ = ("id", "kind", "config", "num_params", "parity_max_abs_error", "lineage", "onnx_bytes", "weights_bytes", "created_at")
