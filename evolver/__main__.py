@@ -18,7 +18,16 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import BUDGET_PRESETS, ROOT_PRESETS, EvolverConfig, RootConfig, budget_preset, root_preset
+from .config import (
+    BUDGET_PRESETS,
+    ROOT_PRESETS,
+    SEARCH_PRESETS,
+    EvolverConfig,
+    RootConfig,
+    budget_preset,
+    root_preset,
+    search_preset,
+)
 
 logger = logging.getLogger("munet_serve.evolver")
 
@@ -59,7 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     root.add_argument("--root-checkpoint", type=Path, metavar="FILE", help="local weights: .npz, .safetensors, .pth")
     root.add_argument("--root-pretrained", action="store_true", help="use timm's pretrained (hub) loader")
     root.add_argument("--random-root", action="store_true", help="seeded random init instead of pretrained weights")
-    p.add_argument("--budget", default="small", choices=sorted(BUDGET_PRESETS), help="training budget per candidate")
+    p.add_argument(
+        "--budget", default="small", choices=sorted(BUDGET_PRESETS),
+        help="training steps per candidate and candidates per generation / task iteration (default %(default)s)",
+    )
+    p.add_argument("--search", choices=sorted(SEARCH_PRESETS),
+                   help="candidates per generation and per task iteration, and task iterations (default: --budget's)")
+    p.add_argument("--task-iterations", type=int, help="visits per task (0: keep evolving); default: the budget's")
+    p.add_argument("--variant", default="munet", choices=["munet", "mu2net"], help="parent selection and search")
+    p.add_argument("--mutation-probability", type=float, default=0.1, help="mu (default %(default)s)")
+    p.add_argument("--executor", default="inline", choices=["inline", "ray"], help="where candidates train")
+    p.add_argument("--ray-address", help="Ray cluster address (default: a local Ray)")
     p.add_argument(
         "--cache-dir", type=Path, default=EvolverConfig.cache_dir, help="dataset cache (default %(default)s)"
     )
@@ -68,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--poll-interval", type=float, default=5.0, help="seconds between polls when watching fails")
     p.add_argument("--scale-factor", type=float, default=1.0, help="score scale factor s in (0, 1]")
     p.add_argument("--worker", help="name reported with evolution status")
-    p.add_argument("--once", action="store_true", help="seed the pending tasks, then exit")
+    p.add_argument("--once", action="store_true",
+                   help="seed the pending tasks, evolve each through its task iterations, then exit")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
@@ -94,16 +114,24 @@ def _root_config(args: argparse.Namespace) -> RootConfig:
 
 
 def config_from_args(args: argparse.Namespace) -> EvolverConfig:
+    search = search_preset(args.search or args.budget)
+    if args.task_iterations is not None:
+        search = replace(search, task_iterations=args.task_iterations)
     kwargs: dict[str, Any] = dict(
         server=args.server,
         cache_dir=args.cache_dir,
         root=_root_config(args),
         budget=budget_preset(args.budget),
+        search=search,
         poll_interval=args.poll_interval,
         seed=args.seed,
         once=args.once,
         threads=args.threads,
         scale_factor=args.scale_factor,
+        variant=args.variant,
+        mutation_probability=args.mutation_probability,
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
     if args.worker:
         kwargs["worker"] = args.worker

@@ -18,12 +18,15 @@ __all__ = [
     "BUDGET_PRESETS",
     "LR_SCHEDULES",
     "ROOT_PRESETS",
+    "SEARCH_PRESETS",
     "EvolverConfig",
     "Hyperparameters",
     "RootConfig",
+    "SearchBudget",
     "TrainBudget",
     "budget_preset",
     "root_preset",
+    "search_preset",
 ]
 
 LR_SCHEDULES = ("constant", "cosine", "restarts")
@@ -153,6 +156,39 @@ BUDGET_PRESETS: dict[str, TrainBudget] = {
 }
 
 
+@dataclass(frozen=True)
+class SearchBudget:
+    """How many candidates a task gets (§5.1, §5.4): per generation, per task iteration, and how many iterations.
+
+    muNet trains one candidate per accelerator core, 8 per generation, 64 per task iteration, 2 iterations per task.
+    `task_iterations` = 0 keeps revisiting the tasks for as long as the evolver runs.
+    """
+
+    children_per_generation: int
+    samples_per_task: int
+    task_iterations: int
+
+    def __post_init__(self) -> None:
+        if self.children_per_generation < 1 or self.samples_per_task < 1 or self.task_iterations < 0:
+            raise ValueError("children_per_generation and samples_per_task must be >= 1, task_iterations >= 0")
+
+
+
+SEARCH_PRESETS: dict[str, SearchBudget] = {
+    "tiny": SearchBudget(children_per_generation=2, samples_per_task=4, task_iterations=1),
+    "small": SearchBudget(children_per_generation=2, samples_per_task=6, task_iterations=2),
+    "paper-chars": SearchBudget(children_per_generation=8, samples_per_task=64, task_iterations=2),
+    "paper-vdd": SearchBudget(children_per_generation=8, samples_per_task=64, task_iterations=2),
+}
+
+
+def search_preset(name: str) -> SearchBudget:
+    try:
+        return SEARCH_PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown budget preset {name!r}; known: {', '.join(SEARCH_PRESETS)}") from None
+
+
 def budget_preset(name: str) -> TrainBudget:
     try:
         return BUDGET_PRESETS[name]
@@ -183,6 +219,7 @@ class Hyperparameters:
     ds_contrast_delta: float = 0.0
     ds_saturation_delta: float = 0.0
     ds_hue_delta: float = 0.0
+    _mu_: float = 0.1  # mu2Net's per-path mutation probability (muNet uses one global mu)
 
     def __post_init__(self) -> None:
         if self.opt_lr_schedule not in LR_SCHEDULES:
@@ -246,19 +283,25 @@ class EvolverConfig:
         cache_dir: where downloaded datasets are cached.
         root: the root to build when the server has none (a server's existing root always wins).
         budget: the training budget of every candidate.
+        search: candidates per generation, per task iteration, and task iterations.
         poll_interval: seconds between polls for new tasks when the watch stream is unavailable.
-        seed: seed of data order, augmentation and fresh components.
+        seed: seed of data order, augmentation, mutations and fresh components.
         worker: the name reported with evolution status.
-        once: seed the pending tasks, then exit.
+        once: evolve until every task has had its task iterations, then exit (instead of waiting for new tasks).
         threads: torch intra-op threads (None: all cores).
         scale_factor: s of the score (1.0: score = validation accuracy).
         parity_tolerance: max abs error allowed between an exported graph and its module.
+        variant: "munet" (seed phase, decay walk, strict improvement) or "mu2net" (§4.2, per-path mu, ties kept).
+        mutation_probability: mu (muNet's global one; mu2Net's default per-path value).
+        executor: "inline" (candidates one after another here) or "ray" (parallel Ray workers).
+        ray_address: a Ray cluster to join; None starts a local Ray.
     """
 
     server: str = "127.0.0.1:50051"
     cache_dir: Path = Path("munet-data") / "evolver-cache"
     root: RootConfig = field(default_factory=lambda: ROOT_PRESETS["munet-chars"])
     budget: TrainBudget = field(default_factory=lambda: BUDGET_PRESETS["small"])
+    search: SearchBudget = field(default_factory=lambda: SEARCH_PRESETS["small"])
     poll_interval: float = 5.0
     seed: int = 0
     worker: str = field(default_factory=_default_worker)
@@ -266,8 +309,18 @@ class EvolverConfig:
     threads: int | None = None
     scale_factor: float = 1.0
     parity_tolerance: float = 1e-4
+    variant: str = "munet"
+    mutation_probability: float = 0.1
+    executor: str = "inline"
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
+        if self.variant not in ("munet", "mu2net"):
+            raise ValueError(f"variant must be munet or mu2net, got {self.variant!r}")
+        if self.executor not in ("inline", "ray"):
+            raise ValueError(f"executor must be inline or ray, got {self.executor!r}")
+        if not 0 <= self.mutation_probability <= 1:
+            raise ValueError(f"mutation_probability must be in [0, 1], got {self.mutation_probability}")
         if not 0 < self.scale_factor <= 1:
             raise ValueError(f"scale_factor must be in (0, 1], got {self.scale_factor}")
         if self.poll_interval <= 0:

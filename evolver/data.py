@@ -153,8 +153,9 @@ def _as_nchw(images: np.ndarray) -> torch.Tensor:
 class TaskData:
     """A task's dataset held in memory, with cached evaluation tensors per split and InputSpec."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: Dataset, key: str = "") -> None:
         self.dataset = dataset
+        self.key = key or f"dataset@{id(self):x}"  # names the dataset for caches (the dataset id when known)
         self._train_images, self._train_labels = dataset.split(Split.TRAIN)
         self._train: tuple[torch.Tensor, torch.Tensor] | None = None
         self._eval: dict[tuple[Split, InputSpec, int | None], tuple[torch.Tensor, torch.Tensor]] = {}
@@ -164,7 +165,7 @@ class TaskData:
 
     @classmethod
     def from_file(cls, path: Path) -> TaskData:
-        return cls(read_dataset(path))
+        return cls(read_dataset(path), key=path.stem)
 
     @property
     def num_train(self) -> int:

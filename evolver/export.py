@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,9 +62,15 @@ def fresh_lineage(task: str, name: str) -> dict[str, Any]:
     return {"parent": None, "task": task, "origin": "fresh", "name": name, "salt": uuid.uuid4().hex}
 
 
-def clone_lineage(parent_id: str, task: str, name: str) -> dict[str, Any]:
-    """Lineage of a trained copy of a published component."""
+def clone_lineage(parent_id: str | None, task: str, name: str) -> dict[str, Any]:
+    """Lineage of a trained copy of a component (parent: the published component it copies, if any)."""
     return {"parent": parent_id, "task": task, "origin": "clone", "name": name, "salt": uuid.uuid4().hex}
+
+
+def derived_lineage(root_component_id: str, name: str, grid: Sequence[int]) -> dict[str, Any]:
+    """Lineage of a root component resized to another grid: deterministic, so the same resize has the same id."""
+    return {"parent": root_component_id, "task": None, "origin": "derived", "name": name, "grid": list(grid),
+            "salt": None}
 
 
 def serialize_weights(module: Component, lineage: Mapping[str, Any]) -> bytes:

@@ -1,14 +1,17 @@
-"""A path in PyTorch: the chain of its component modules, and the candidate being trained for a task.
+"""A path in PyTorch: the chain of its component modules, and the paths of the evolution.
 
-`PathModule` runs exactly the chain the server runs as ONNX graphs. A `Candidate` knows, per slot, whether the
-component is shared (frozen, published, referenced by id) or new to it (fresh or cloned, trainable, exported at
-publish time).
+`PathModule` runs exactly the chain the server runs as ONNX graphs. A `Path` knows, per slot, whether the component
+is shared (frozen, published, referenced by id), derived from the root (a resized position embedding, frozen), or
+new to it (fresh or cloned, trainable, exported when the path is published). A candidate is a path under training;
+once retained it joins its task's population, keeping its ancestor for the inheritance walk of §2.2.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import math
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -23,7 +26,7 @@ from .config import Hyperparameters
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Candidate", "Origin", "PathModule", "Slot"]
+__all__ = ["Candidate", "Origin", "Path", "PathModule", "Slot"]
 
 
 class PathModule(nn.Module):
@@ -55,9 +58,10 @@ class PathModule(nn.Module):
 class Origin(str, enum.Enum):
     """Where a candidate's component comes from."""
 
-    SHARED = "shared"  # a published component, used frozen by reference
+    SHARED = "shared"  # a published component, held by reference (frozen while someone else's lock is on it)
+    DERIVED = "derived"  # the root's position embedding resized to another grid: root-locked, never trained
     FRESH = "fresh"  # newly initialised for this candidate (a head, an adapter)
-    CLONE = "clone"  # a trainable copy of a published component
+    CLONE = "clone"  # a trainable copy of another path's component
 
 
 @dataclass
@@ -67,28 +71,40 @@ class Slot:
     name: str
     module: Component
     origin: Origin
-    component_id: str | None = None  # the shared component, or the parent of a clone
+    component_id: str | None = None  # SHARED: its id; CLONE: the published component it copies, if any
 
     def __post_init__(self) -> None:
-        if self.origin is not Origin.FRESH and not self.component_id:
-            raise ValueError(f"slot {self.name}: a {self.origin.value} component needs its component id")
+        if self.origin is Origin.SHARED and not self.component_id:
+            raise ValueError(f"slot {self.name}: a shared component needs its component id")
 
     @property
     def trainable(self) -> bool:
-        return self.origin is not Origin.SHARED
+        return self.origin in (Origin.FRESH, Origin.CLONE)
+
+    @property
+    def published_id(self) -> str | None:
+        """The id of the published component this slot holds by reference (None if not published yet)."""
+        return self.component_id if self.origin in (Origin.SHARED, Origin.DERIVED) else None
 
 
-@dataclass
-class Candidate:
-    """A child path under training for a task.
+@dataclass(eq=False)
+class Path:
+    """A path of the evolution: the root, a published path, a candidate under training, or a retained one.
 
     Attributes:
-        task: the task it is trained for.
+        task: the task it serves ("" for the root).
         slots: its components in execution order.
         hparams: its hyperparameters.
-        input: how its input is preprocessed (the seed path's InputSpec).
-        parent: the published path it descends from (PathRef("", 0) for the root).
+        input: how its input is preprocessed.
+        parent: the nearest published path it descends from (PathRef("", 0) for the root), for the registry's
+            lineage; None for the root itself.
         label: a short description for logs, e.g. "root" or "seed digits v3".
+        ancestor: the path it was made from (walked to inherit components, §2.2); None for the root and for paths
+            loaded from the server, whose inheritance ends at the root.
+        quality: best validation accuracy; score: quality x the size factor (§6); -inf until trained.
+        version: its published version (0 while unpublished).
+        offspring: children made from it, per task (muNet counts its own task's, mu2Net every task's).
+        generation: the generation that produced it.
     """
 
     task: str
@@ -97,6 +113,12 @@ class Candidate:
     input: InputSpec
     parent: PathRef | None
     label: str = ""
+    ancestor: Path | None = None
+    quality: float = -math.inf
+    score: float = -math.inf
+    version: int = 0
+    offspring: Counter[str] = field(default_factory=Counter)
+    generation: int = 0
     _module: PathModule | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -118,3 +140,23 @@ class Candidate:
 
     def num_new_params(self) -> int:
         return sum(p.numel() for p in self.trainable_parameters())
+
+    def slot(self, name: str) -> Slot | None:
+        return next((s for s in self.slots if s.name == name), None)
+
+    def ancestors(self) -> Iterator[Path]:
+        """This path's ancestor, its ancestor's ancestor, ... (the walk of §2.2 step 4a)."""
+        path = self.ancestor
+        while path is not None:
+            yield path
+            path = path.ancestor
+
+    @property
+    def published_ref(self) -> PathRef | None:
+        """This path as a parent reference, if it is the root or a published version."""
+        if not self.task:
+            return PathRef("", 0)
+        return PathRef(self.task, self.version) if self.version else None
+
+
+Candidate = Path  # a path under training

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from munet_serve.artifacts import ComponentKind, count_params
@@ -27,6 +27,12 @@ class StoredComponent:
     kind: ComponentKind
     module: Component  # frozen (requires_grad False), eval mode; shared by every path that uses it
     num_params: int
+    lineage: dict = field(default_factory=dict)
+
+    @property
+    def derived(self) -> bool:
+        """A root component resized for another image size: root-locked like the root itself."""
+        return self.lineage.get("origin") == "derived"
 
 
 class ComponentStore:
@@ -50,7 +56,9 @@ class ComponentStore:
                 return self._items[artifact.id]
             module = module if module is not None else load_module(artifact)
             module.requires_grad_(False).eval()
-            item = StoredComponent(artifact.id, artifact.info.kind, module, count_params(artifact.weights))
+            item = StoredComponent(
+                artifact.id, artifact.info.kind, module, count_params(artifact.weights), dict(artifact.info.lineage)
+            )
             self._items[artifact.id] = item
             return item
 

@@ -129,6 +129,7 @@ def train_candidate(
     initial_best: float = -math.inf,
     score_factor: float = 1.0,
     eval_batch_size: int = 256,
+    accept_ties: bool = False,
     stop: threading.Event | None = None,
     on_validation: Callable[[int, float], None] | None = None,
     progress: bool | None = None,
@@ -144,6 +145,7 @@ def train_candidate(
         initial_best: the score to beat for a snapshot: the parent's score for a same-task parent, else -inf.
         score_factor: s ** (accounted params / P_root); score = validation accuracy x score_factor.
         eval_batch_size: batch size of validation.
+        accept_ties: snapshot also when the score only equals the best so far (mu2Net's >=; muNet's is >).
         stop: checked before every step; when set, raises StopRequested.
         on_validation: called with (step, validation accuracy) after each validation.
         progress: show a progress bar (default: when stderr is a terminal).
@@ -187,7 +189,7 @@ def train_candidate(
                 logger.debug("%s step %d: validation accuracy %.4f", candidate.label, step + 1, quality)
                 if on_validation is not None:
                     on_validation(step + 1, quality)
-                if score > best:
+                if score > best or (accept_ties and score == best):
                     best, best_step, snapshot = score, step + 1, _snapshot(candidate)
     finally:
         if bar is not None:

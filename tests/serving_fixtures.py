@@ -3,6 +3,7 @@ task (version 1) on the tiny-test root. Tests start their own server on a copy o
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 from munet_serve.artifacts import Dataset, Split
 from munet_serve.clients import Client
 from munet_serve.clients.types import PathComponent, RootInfo
-from munet_serve.evolver.config import EvolverConfig, budget_preset, root_preset
+from munet_serve.evolver.config import EvolverConfig, budget_preset, root_preset, search_preset
+from munet_serve.evolver.executors import Executor
 from munet_serve.evolver.worker import Evolver
 from munet_serve.server.app import create_server
 from munet_serve.server.config import ServerConfig
@@ -44,12 +46,13 @@ def register_dataset(client: Client, name: str, data: Dataset, labels: list[str]
     client.register_task(name, labels, list(data.images), data.labels.tolist(), splits=data.splits.tolist())
 
 
-def evolver(client: Client, cache_dir: Path) -> Evolver:
+def evolver(client: Client, cache_dir: Path, executor_: Executor | None = None, **settings: object) -> Evolver:
+    """The real evolver on the tiny-test root with the tiny budget (override any EvolverConfig field)."""
     config = EvolverConfig(
         server=client.target, cache_dir=cache_dir, root=root_preset("tiny-test"), budget=budget_preset("tiny"),
-        once=True, threads=2,
+        search=search_preset("tiny"), once=True, threads=2,
     )
-    return Evolver(config, client)
+    return Evolver(dataclasses.replace(config, **settings), client, executor_)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def served_template(tmp_path_factory: pytest.TempPathFactory, tiny_root: Exporte
         with Client(server.target, timeout=300) as client:
             upload_root(client, tiny_root)
             register_dataset(client, TASK, digits)
-            assert evolver(client, base / "cache").run_once() == [TASK]
+            assert evolver(client, base / "cache").seed_pending() == [TASK]
             assert client.get_task(TASK).current_version == 1
     finally:
         server.stop()

@@ -27,7 +27,7 @@ def test_shared_components_are_loaded_once_and_survive_a_delete(
         # A second task: even digits vs odd digits, on the same images.
         parity = digits.__class__(digits.images, digits.labels % 2, digits.splits)
         register_dataset(client, "parity", parity, labels=["even", "odd"])
-        assert evolver(client, tmp_path / "cache").run_once() == ["parity"]
+        assert evolver(client, tmp_path / "cache").seed_pending() == ["parity"]
 
         routes = {r.task: r for r in client.serving_info().routes}
         assert set(routes) == {TASK, "parity"}

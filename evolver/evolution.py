@@ -1,0 +1,355 @@
+"""One task iteration of muNet (§4-§5): the seed phase, then generations of mutated candidates.
+
+A task iteration starts from what the server holds: the root, every task's current path, and the locks they imply.
+Its seed list is every other task's current path (most recent first) and the root; its population starts with the
+task's own current path on a revisit. Each generation samples the dataset hyperparameters (§3.3), makes its
+children (one unmutated child per seed first, then mutated children of decay-walk parents), trains them on one
+batch stream through the executor, keeps those that beat their same-task parent, and publishes a candidate as soon as
+it beats the task's current score. The evolver's resume state (completed iterations, offspring counts) travels in the
+status the server keeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from munet_serve.clients.types import EvolutionStatus, PathVersion, RootInfo, TaskInfo
+
+from .config import EvolverConfig, Hyperparameters
+from .data import Augmentation, TaskData
+from .executors import Executor, Generation, GenerationSettings
+from .locks import Locks
+from .mutate import ChildFactory, MutationSettings
+from .path import Origin, Path, Slot
+from .policy import DecayPolicy, Mu2NetPolicy, ParentPolicy
+from .publish import publish
+from .score import accounted_params, size_factor
+from .search_space import SearchSpace, neighbour
+from .store import ComponentStore
+from .train import TrainResult
+
+if TYPE_CHECKING:
+    from munet_serve.clients import Client
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SystemView", "TaskIteration", "completed_iterations", "distinct_seeds", "root_path"]
+
+Report = Callable[[EvolutionStatus], None]
+
+
+def root_path(root: RootInfo, store: ComponentStore) -> Path:
+    """The root as a path: its components held by reference, the method's default hyperparameters."""
+    slots = [Slot(c.name, store.get(c.id).module, Origin.SHARED, c.id) for c in root.components]
+    layers = sum(1 for c in root.components if c.name.startswith("encoderblock_"))
+    hparams = Hyperparameters(num_layers=layers, ds_image_size=root.input.image_size)
+    return Path(task="", slots=slots, hparams=hparams, input=root.input, parent=None, label="root")
+
+
+def published_path(version: PathVersion, store: ComponentStore) -> Path:
+    """A task's published version as a path (its inheritance walk ends at the root)."""
+    slots = []
+    for c in version.components:
+        stored = store.get(c.id)
+        slots.append(Slot(c.name, stored.module, Origin.DERIVED if stored.derived else Origin.SHARED, c.id))
+    return Path(
+        task=version.task,
+        slots=slots,
+        hparams=Hyperparameters.from_dict(version.hparams),
+        input=version.input,
+        parent=version.parent,
+        label=f"{version.task} v{version.version}",
+        quality=version.metrics.validation_accuracy,
+        score=version.metrics.score,
+        version=version.version,
+    )
+
+
+def completed_iterations(task: TaskInfo) -> int:
+    return int(task.evolution.state.get("completed_iterations", 0))
+
+
+@dataclass
+class SystemView:
+    """The system as the server holds it: the root, each serving task's current path, and the locks."""
+
+    root: Path
+    root_info: RootInfo
+    current: dict[str, Path]  # task -> current path, most recently published first
+    locks: Locks
+
+    @classmethod
+    def load(cls, client: Client, root: RootInfo, store: ComponentStore, root_path_: Path | None = None) -> SystemView:
+        versions: list[PathVersion] = []
+        for task in client.list_tasks():
+            if task.state == "serving":
+                versions += [v for v in client.list_versions(task.name) if v.current]
+        versions.sort(key=lambda v: (v.created_at.timestamp() if v.created_at else 0.0, v.version), reverse=True)
+        current = {v.task: published_path(v, store) for v in versions}
+        locks = Locks.build(
+            [c.id for c in root.components], {t: [s.component_id or "" for s in p.slots] for t, p in current.items()}
+        )
+        return cls(root_path_ or root_path(root, store), root, current, locks)
+
+    def accounted(self, path: Path, store: ComponentStore) -> float:
+        """Parameters accounted to `path` for its task (§6): shared components count 1 / number of users."""
+        others = self.locks.other_users(path.task)
+        items = []
+        for i, slot in enumerate(path.slots):
+            pid = slot.published_id
+            if pid is not None:
+                items.append((pid, store.get(pid).num_params))
+            else:
+                items.append((f"new:{i}", sum(p.numel() for p in slot.module.parameters())))
+        return accounted_params(items, others)
+
+
+def distinct_seeds(seeds: Sequence[Path]) -> list[Path]:
+    """Drops seeds whose components (without head) and input equal an earlier seed's: they would make the very same
+    seed-phase candidate (a task seeded from the root shares every component but its head with the root)."""
+    seen: set[tuple[tuple[str | None, ...], Any]] = set()
+    kept = []
+    for seed in seeds:
+        key = (tuple(s.published_id for s in seed.slots if s.name != "head"), seed.input)
+        if key not in seen:
+            seen.add(key)
+            kept.append(seed)
+    return kept
+
+
+@dataclass
+class _Best:
+    path: Path
+    result: TrainResult
+    accounted: float
+
+
+class TaskIteration:
+    """One visit of the round-robin to a task: `run_seed_phase()` and/or `run()`; progress is reported."""
+
+    def __init__(
+        self,
+        *,
+        client: Client,
+        task: TaskInfo,
+        number: int,
+        data: TaskData,
+        system: SystemView,
+        store: ComponentStore,
+        executor: Executor,
+        config: EvolverConfig,
+        report: Report | None = None,
+    ) -> None:
+        self.client = client
+        self.task = task
+        self.number = number
+        self.data = data
+        self.system = system
+        self.store = store
+        self.executor = executor
+        self.config = config
+        self.report = report
+        self.rng = random.Random(_seed(config.seed, task.name, number))
+        root = system.root
+        embed = root.slots[0].module.config
+        space_cls = SearchSpace.mu2net if config.variant == "mu2net" else SearchSpace.munet
+        self.space = space_cls(root.hparams.num_layers, int(embed["patch_size"]), root.input.image_size)
+        self.mutation = MutationSettings(mu=config.mutation_probability)
+        self.own = system.current.get(task.name)
+        self.population: list[Path] = []
+        self.best_score = -math.inf
+        if self.own is not None:  # a revisit: the task's current path is its population's first member
+            self.own.offspring = Counter(task.evolution.state.get("offspring", {}))
+            self.own.score = self.own.quality * self._size_factor(system.accounted(self.own, store))
+            self.population.append(self.own)
+            self.best_score = self.own.score
+        self.current = self.own
+        seeds = distinct_seeds([p for t, p in system.current.items() if t != task.name] + [root])
+        self.policy: ParentPolicy
+        if config.variant == "mu2net":
+            self.policy = Mu2NetPolicy(task.name, seeds, self.population, self.rng)
+        else:
+            self.policy = DecayPolicy(task.name, seeds, self.population, self.rng)
+        self.factory = ChildFactory(
+            task=task.name, num_classes=len(task.labels), root=root, space=self.space, locks=system.locks,
+            settings=self.mutation, rng=self.rng, torch_seed=_seed(config.seed, task.name, number, "torch"),
+        )
+        self.generation = 0
+        self.trained = 0
+        self.published: list[PathVersion] = []
+
+    # --- running ---------------------------------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """An iteration trains samples_per_task candidates (muNet: 64 = 8 generations of 8)."""
+        return self.trained >= self.config.search.samples_per_task
+
+    def run_seed_phase(self, stop: threading.Event | None = None) -> None:
+        """Runs generations while seeds remain (muNet): the task's first version comes out of this."""
+        while not self.done and self.policy.in_seed_phase:
+            self.step(stop)
+
+    def run(self, stop: threading.Event | None = None) -> None:
+        """Runs the remaining generations and ends the iteration."""
+        bar = _progress(self.config.search.samples_per_task, self.trained, f"{self.task.name} iteration {self.number}")
+        try:
+            while not self.done:
+                before = self.trained
+                self.step(stop)
+                if bar is not None:
+                    bar.update(self.trained - before)
+                    bar.set_postfix(best=f"{self.best_score:.4f}", refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+        self._report("idle", f"iteration {self.number} done", completed=self.number)
+
+    def step(self, stop: threading.Event | None = None) -> None:
+        """One generation: children on one batch stream, retention, and a publish if the task improved."""
+        self.generation += 1
+        seed_phase = self.policy.in_seed_phase
+        ds = self._dataset_hparams(mutate=not seed_phase or self.config.variant == "mu2net")
+        # A generation of the seed phase holds only seed children, so a new task is servable after one candidate
+        # per seed; then each generation has children_per_generation children.
+        size = min(self.config.search.children_per_generation, self.config.search.samples_per_task - self.trained)
+        if seed_phase:
+            size = min(size, self.policy.seeds_remaining)
+        children = []
+        for k in range(size):
+            parent, mutate = self.policy.next()
+            label = f"i{self.number}g{self.generation}c{k}"
+            children.append(self.factory.child(parent, ds, mutate=mutate, generation=self.generation, label=label))
+            logger.debug("%s: %s child of %s", label, "mutated" if mutate else "seed", parent.label)
+        accounted = [self.system.accounted(c, self.store) for c in children]
+        budget = self.config.budget
+        settings = GenerationSettings(
+            augmentation=Augmentation.from_hparams(children[0].hparams),
+            input=children[0].input,
+            batch_seed=_seed(self.config.seed, self.task.name, self.number, self.generation),
+            batch_size=budget.batch_size,
+            steps_between_validations=budget.steps_between_validations(self.data.num_train),
+            validations=budget.validations,
+            max_validation_examples=budget.max_validation_examples,
+            eval_batch_size=budget.eval_batch_size,
+            accept_ties=self.config.variant == "mu2net",
+        )
+        generation = Generation(
+            task=self.task.name,
+            number=self.generation,
+            candidates=children,
+            initial_best=[c.ancestor.score if c.ancestor and c.ancestor.task == self.task.name else -math.inf
+                          for c in children],
+            score_factors=[self._size_factor(a) for a in accounted],
+            settings=settings,
+        )
+        self._report("seeding" if seed_phase else "evolving", f"generation {self.generation}: training")
+        results = self.executor.train(generation, self.data, stop)
+        self.trained += len(children)
+        best: _Best | None = None
+        for child, result, a in zip(children, results, accounted, strict=True):
+            child.quality, child.score = result.quality, result.score
+            if result.retained:
+                self.population.append(child)
+                if best is None or child.score > best.path.score:
+                    best = _Best(child, result, a)
+        logger.info(
+            "task %s iteration %d generation %d: %d candidates (%s), %d retained, best score %.4f with %d params "
+            "(current %.4f)",
+            self.task.name, self.number, self.generation, len(children),
+            ", ".join(f"{c.label} of {c.ancestor.label if c.ancestor else '?'}" for c in children),
+            sum(r.retained for r in results), best.path.score if best else -math.inf,
+            round(best.accounted) if best else 0, self.best_score,
+        )
+        improved = best is not None and (
+            best.path.score > self.best_score
+            or (self.config.variant == "mu2net" and best.path.score == self.best_score and self.current is not None)
+        )
+        if improved and best is not None and (stop is None or not stop.is_set()):
+            self._publish(best)
+        self._report("seeding" if self.policy.in_seed_phase else "evolving", f"generation {self.generation} done")
+
+    # --- internals -------------------------------------------------------------------------------------------------
+
+    def _size_factor(self, accounted: float) -> float:
+        return size_factor(accounted, self.system.root_info.params, self.config.scale_factor)
+
+    def _dataset_hparams(self, mutate: bool) -> dict[str, Any]:
+        """§3.3: the defaults, overwritten by the task's best path's values, each mutated with probability mu."""
+        defaults = Hyperparameters(ds_image_size=self.system.root.input.image_size).to_dict()
+        values = {k: v for k, v in defaults.items() if k.startswith("ds_")}
+        ranked = sorted(self.population, key=lambda p: p.score, reverse=True)
+        if ranked:
+            values.update({k: v for k, v in ranked[0].hparams.to_dict().items() if k.startswith("ds_")})
+        if mutate:
+            for key, choices in self.space.ranges.items():
+                if key.startswith("ds_") and self.rng.random() < self.mutation.mu:
+                    values[key] = neighbour(values[key], choices, self.rng)
+        return values
+
+    def _publish(self, best: _Best) -> None:
+        version = publish(
+            self.client,
+            best.path,
+            self.data,
+            best.result,
+            accounted_params=best.accounted,
+            num_classes=len(self.task.labels),
+            store=self.store,
+            root_posembed_id=self._root_posembed_id(),
+            eval_batch_size=self.config.budget.eval_batch_size,
+            parity_tolerance=self.config.parity_tolerance,
+        )
+        self.best_score = best.path.score
+        self.current = best.path
+        self.published.append(version)
+
+    def _root_posembed_id(self) -> str:
+        slot = self.system.root.slot("posembed_input")
+        assert slot is not None and slot.component_id
+        return slot.component_id
+
+    def state(self, completed: int) -> dict[str, Any]:
+        """What a restarted evolver needs: completed iterations and the current path's offspring counts."""
+        offspring = dict(self.current.offspring) if self.current is not None else {}
+        return {"completed_iterations": completed, "offspring": offspring}
+
+    def _report(self, phase: str, message: str, completed: int | None = None) -> None:
+        if self.report is None:
+            return
+        done = self.number - 1 if completed is None else completed
+        self.report(
+            EvolutionStatus(
+                phase=phase,
+                iteration=self.number,
+                generation=self.generation,
+                candidates=self.trained,
+                best_score=max(self.best_score, 0.0),
+                message=message,
+                state=self.state(done),
+            )
+        )
+
+
+def _progress(total: int, done: int, label: str):  # type: ignore[no-untyped-def]
+    """A generation progress bar when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, desc=label, unit="candidate", file=sys.stderr)
+
+
+def _seed(*parts: object) -> int:
+    """A stable 32-bit seed from the evolver seed and names (Python's hash() is salted per process)."""
+    return zlib.crc32(":".join(str(p) for p in parts).encode())
+
