@@ -9,9 +9,10 @@ distinct parameters of the system, each shared component counted once; divided b
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from munet_serve.accounting import accounted_params, count_users
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,9 @@ def account(paths: Mapping[str, Sequence[str]], params: Mapping[str, int], root_
 
     A component repeated within one path counts once; a component missing from params counts 0.
     """
-    users: Counter[str] = Counter()
-    for ids in paths.values():
-        users.update(set(ids))
+    users = count_users(paths.values())
     accounted = {
-        task: round(sum(params.get(cid, 0) / users[cid] for cid in dict.fromkeys(ids)))
+        task: round(accounted_params([(cid, params.get(cid, 0)) for cid in ids], {c: users[c] - 1 for c in ids}))
         for task, ids in paths.items()
     }
     return ParamAccount(
