@@ -4,6 +4,7 @@
   munet-serve predict TASK IMAGE...        classify images
   munet-serve tasks register|list|show|watch|delete
   munet-serve versions list|rollback
+  munet-serve datasets list                the built-in datasets (munet_serve.builtin) and whether each can be built
 
 `serve` and `evolve` hand their arguments to the server's and the evolver's own entry points, so this module imports
 neither (the client side needs no torch).
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--from-folder", type=Path, metavar="DIR", help="one sub-folder of images per label")
     source.add_argument("--from-npz", type=Path, metavar="FILE", help="an .npz with images and labels")
     source.add_argument("--demo", action="store_true", help="the built-in demo dataset (scikit-learn digits)")
+    source.add_argument("--builtin", metavar="NAME",
+                        help="a built-in dataset with its own splits, e.g. chars/greek (see munet-serve datasets list)")
+    register.add_argument("--sizes", metavar="TRAIN,VAL,TEST", default=None,
+                          help="with --builtin: examples per class in each split (default: the dataset's own)")
     register.add_argument("--description", default="")
     register.add_argument("--image-size", type=int, default=0, help="store images at this size (default: as given)")
     register.add_argument("--validation-fraction", type=float, default=0.0, help="default 0.1")
@@ -88,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = version_commands.add_parser("rollback", parents=[common], help="make an earlier version current")
     rollback.add_argument("task")
     rollback.add_argument("version", type=int)
+
+    datasets_parser = commands.add_parser("datasets", help="the built-in datasets")
+    dataset_commands = datasets_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dataset_commands.add_parser("list", help="names, classes, and whether each can be built here (no server needed)")
     return parser
 
 
@@ -105,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             from . import up
 
             return up.run(args, extra)
+        if args.command == "datasets":
+            return _datasets_list(args)
         with Client(args.server, timeout=args.timeout) as client:
             return COMMANDS[(args.command, getattr(args, "action", None))](client, args)
     except MunetError as e:
@@ -136,8 +147,19 @@ def _register(client: Client, args: argparse.Namespace) -> int:
         validation_fraction=args.validation_fraction,
         test_fraction=args.test_fraction,
     )
+    if args.sizes and not args.builtin:
+        raise ValueError("--sizes goes with --builtin")
     if args.demo:
         upload = datasets.demo_digits(args.name)
+    elif args.builtin:
+        from munet_serve.builtin import MissingDataError, SplitSizes
+
+        sizes = SplitSizes.parse(args.sizes) if args.sizes else None
+        try:
+            upload = datasets.from_builtin(args.name, args.builtin, sizes=sizes, **spec)
+        except (MissingDataError, KeyError) as e:
+            console.print(f"[red]error:[/] {escape(str(e.args[0] if isinstance(e, KeyError) else e))}")
+            return 2
     elif args.from_folder:
         upload = datasets.from_folder(args.name, args.from_folder, **spec)
     else:
@@ -196,6 +218,30 @@ def _rollback(client: Client, args: argparse.Namespace) -> int:
     task = client.rollback(args.task, args.version)
     console.print(f"{task.name} now serves version {task.current_version}")
     return 0
+
+
+def _datasets_list(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from munet_serve.builtin import info, names
+
+    table = Table("name", "kind", "classes", "per class (train/val/test)", "available", "description")
+    for name in names():
+        about = info(name)
+        sizes = about["default_sizes"]
+        available = "yes" if about["available"] else f"no: {about['install']}"
+        table.add_row(name, about["kind"], str(about["classes"]),
+                      f"{sizes['train']}/{sizes['validation']}/{sizes['test']}", available, about["description"])
+    console.print(table, markup=False)
+    console.print("Not available: run scripts/install-system-packages.sh (Debian packages) or the command shown. "
+                  f"Generated datasets are cached in {_cache_dir()}.", markup=False)
+    return 0
+
+
+def _cache_dir() -> str:
+    from munet_serve.builtin.cache import default_cache_dir
+
+    return str(default_cache_dir())
 
 
 COMMANDS = {

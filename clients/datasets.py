@@ -88,3 +88,22 @@ def demo_digits(name: str = "digits") -> TaskUpload:
         label_ids=digits.target.tolist(),
         description="scikit-learn handwritten digits (built-in demo)",
     )
+
+
+def from_builtin(task_name: str, builtin: str, **kwargs: object) -> TaskUpload:
+    """A built-in dataset (see `munet_serve.builtin.names()`, e.g. "chars/greek") as a task with its own splits.
+
+    kwargs: `sizes` (a `munet_serve.builtin.SplitSizes`, examples per class per split), `cache_dir`, `use_cache`,
+    `font_dirs` and `data_dir` go to `munet_serve.builtin.load`; the rest (description, image_size, ...) to the task.
+    Raises `munet_serve.builtin.MissingDataError` (naming the package to install) when its fonts or data are absent,
+    and KeyError for an unknown name."""
+    from munet_serve.builtin import load
+
+    load_keys = ("sizes", "cache_dir", "use_cache", "font_dirs", "data_dir")
+    options = {k: kwargs.pop(k) for k in load_keys if k in kwargs}
+    data = load(builtin, **options)  # type: ignore[arg-type]
+    spec = {k: v for k, v in kwargs.items() if k not in ("validation_fraction", "test_fraction")}  # splits are given
+    if not spec.get("description"):
+        spec["description"] = f"{data.description} (built-in {builtin})"
+    return TaskUpload(task_name, list(data.label_names), list(data.images), data.labels.tolist(),
+                      data.splits.tolist(), **spec)  # type: ignore[arg-type]

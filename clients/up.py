@@ -18,7 +18,7 @@ from .client import Client
 from .errors import AlreadyExistsError, MunetError
 from .render import console
 
-DEMO_EVOLVER_ARGS = ["--root-preset", "demo", "--random-root", "--budget", "small"]
+DEMO_EVOLVER_ARGS = ["--root-preset", "chars-cjk", "--budget", "small"]  # the pretrained root (cached)
 STOP_TIMEOUT_S = 20.0
 
 

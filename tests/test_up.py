@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from munet_serve.clients import Client
 
 CLI = str(Path(sys.executable).with_name("munet-serve"))
@@ -39,9 +41,19 @@ def read_until(proc: subprocess.Popen, marker: str) -> list[str]:
     raise AssertionError(f"'{marker}' never printed; output was:\n{''.join(lines)}")
 
 
-def test_readme_demo_prints_a_prediction_and_ctrl_c_stops_both(tmp_path: Path) -> None:
-    """The README's command (`munet-serve up --demo`, default demo root and budget), stopped with SIGINT."""
-    proc = start_up(tmp_path / "data", "--demo")
+@pytest.mark.parametrize(
+    "evolver_args",
+    [
+        # Slow: on a machine whose cache lacks the pretrained chars root, the README's demo first pretrains it
+        # (about 5 minutes on 2 cores).
+        pytest.param((), id="readme-default-root", marks=pytest.mark.slow),
+        pytest.param(tuple(TINY), id="tiny-root"),
+    ],
+)
+def test_demo_prints_a_prediction_and_ctrl_c_stops_both(tmp_path: Path, evolver_args: tuple[str, ...]) -> None:
+    """The README's command (`munet-serve up --demo`; default demo root and budget, or the tiny root), stopped with
+    SIGINT while the evolver keeps evolving."""
+    proc = start_up(tmp_path / "data", "--demo", *evolver_args)
     try:
         lines = read_until(proc, "server and evolver running")
         proc.send_signal(signal.SIGINT)
