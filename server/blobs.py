@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from munet_serve.files import atomic_write_bytes
 
 
 class BlobStore:
@@ -23,17 +24,7 @@ class BlobStore:
         target = self.path(area, id, suffix)
         if target.exists() and target.stat().st_size == len(data):
             return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=self.tmp, suffix=suffix)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        atomic_write_bytes(target, data, tmp_dir=self.tmp)
         _fsync_dir(target.parent)
         return target
 

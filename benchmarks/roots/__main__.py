@@ -2,8 +2,8 @@
 
 Every root is built with the evolver's real root builder and trained on each task two ways, both at the quick
 profile's per-task step budget: a probe (`freeze-bottom:L`: only the final norm and a new head train on the frozen
-backbone) and full fine-tuning (`finetune-all`). The root with the best average test accuracy is the project's
-default (the `chars-cjk` root preset; see the README).
+backbone) and full fine-tuning (`finetune-all`). The root with the best average test accuracy after fine-tuning is
+the evolver's default (measured: `dinov2-s14-imgfocus`; the README has the table).
 
     python -m benchmarks.roots [--roots chars-random,chars-cjk,dinov2-random,dinov2-imgfocus] [--out DIR]
 """
