@@ -70,3 +70,20 @@ def test_cli_rejects_unknown_profile(capsys) -> None:  # type: ignore[no-untyped
         main(["--profile", "nope"])
     assert exc.value.code == 2
     assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_roots_comparison_runs_and_writes_its_table(tmp_path: Path) -> None:
+    from benchmarks.roots.__main__ import main as roots_main
+
+    code = roots_main(["--roots", "chars-random", "--profile", "mini", "--protocols", "freeze-bottom:L,finetune-all",
+                       "--out", str(tmp_path)])
+    assert code == 0
+    data = json.loads((tmp_path / "roots.json").read_text())
+    (result,) = data["results"]
+    assert result["root"] == "chars-random" and "random-init" in result["source"]
+    assert set(result["accuracy"]) == {"freeze-bottom:L", "finetune-all"}
+    for protocol in ("freeze-bottom:L", "finetune-all"):
+        assert set(result["accuracy"][protocol]) == {"chars/digits", "scans/digits"}
+        assert all(0.0 <= a <= 1.0 for a in result["accuracy"][protocol].values())
+    assert data["search"]["samples_per_task"] == 4
+    assert "| **average** |" in (tmp_path / "roots.md").read_text()

@@ -1,8 +1,9 @@
 """Compares the offline roots on the quality benchmark's tasks: how well each transfers, against a random init.
 
-Every root is built with the evolver's real root builder and trained on each task two ways, both at the quick
-profile's per-task step budget: a probe (`freeze-bottom:L`: only the final norm and a new head train on the frozen
-backbone) and full fine-tuning (`finetune-all`). The root with the best average test accuracy after fine-tuning is
+Every root is built with the evolver's real root builder and trained on each task two ways, each for 120 steps at
+batch 32 per task (the quick profile's training budget with 4 candidate-trainings of 30 steps): a probe
+(`freeze-bottom:L`: only the final norm and a new head train on the frozen backbone) and full fine-tuning
+(`finetune-all`). The root with the best average test accuracy after fine-tuning is
 the evolver's default (measured: `dinov2-s14-imgfocus`; the README has the table).
 
     python -m benchmarks.roots [--roots chars-random,chars-cjk,dinov2-random,dinov2-imgfocus] [--out DIR]
@@ -23,10 +24,14 @@ import numpy as np
 
 from munet_serve.artifacts import Dataset
 from munet_serve.builtin import load
+from munet_serve.evolver.config import SearchBudget
 
 from ..quality.profiles import QualityProfile, profile
 
 logger = logging.getLogger(__name__)
+
+# 4 candidate-trainings per task: with the quick profile's TrainBudget (V = 3, K <= 10), 120 steps per task.
+ROOTS_SEARCH = SearchBudget(children_per_generation=2, samples_per_task=4, task_iterations=1)
 
 
 def _root_configs() -> dict[str, Callable[[], Any]]:
@@ -133,11 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     def say(line: str) -> None:
         print(f"[{time.perf_counter() - start:6.0f} s] {line}", flush=True)
 
-    chosen = profile(args.profile)
+    chosen = replace(profile(args.profile), search=ROOTS_SEARCH, baseline_replicas=1)
     protocols = tuple(args.protocols.split(","))
     results = run_roots(args.roots.split(","), chosen, protocols, say)
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {"profile": chosen.name, "tasks": list(chosen.tasks), "protocols": list(protocols),
+               "train": asdict(chosen.train), "search": asdict(chosen.search),
                "results": [asdict(r) for r in results], "seconds": time.perf_counter() - start}
     (args.out / "roots.json").write_text(json.dumps(payload, indent=2) + "\n")
     table = markdown(results, protocols)
