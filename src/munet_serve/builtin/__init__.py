@@ -12,8 +12,8 @@
     images, labels = data.split(Split.TRAIN)
 
 The same name and sizes on the same fonts / data files always give the same bytes (`BuiltinDataset.to_npz_bytes`).
-Generated datasets are cached under $MUNET_SERVE_CACHE or ~/.cache/munet-serve/builtin. Fonts are looked for under
-/usr/share/fonts, or the directories in $MUNET_SERVE_FONT_DIRS (os.pathsep-separated), or `font_dirs=`.
+Generated datasets are cached under $MUNET_SERVE_CACHE/builtin or ~/.cache/munet-serve/builtin. Fonts are looked
+for under /usr/share/fonts, or the directories in $MUNET_SERVE_FONT_DIRS (os.pathsep-separated), or `font_dirs=`.
 A dataset whose fonts or package are missing raises `MissingDataError` naming what to install.
 """
 
@@ -51,8 +51,9 @@ def load(name: str, *, sizes: SplitSizes | None = None, cache_dir: Path | None =
     """Loads a built-in dataset, generating it (and caching it under `cache_dir`) when needed.
 
     sizes: examples per class in each split (default: the dataset's own, see `default_sizes`).
-    cache_dir: default $MUNET_SERVE_CACHE or ~/.cache/munet-serve/builtin. use_cache=False always regenerates and
-    writes nothing. font_dirs: where to look for fonts (default $MUNET_SERVE_FONT_DIRS or /usr/share/fonts).
+    cache_dir: default $MUNET_SERVE_CACHE/builtin or ~/.cache/munet-serve/builtin. use_cache=False always
+    regenerates and writes nothing.
+    font_dirs: where to look for fonts (default $MUNET_SERVE_FONT_DIRS or /usr/share/fonts).
     data_dir: the folder of a scans set's files where it has one (scans/fashion-mnist; default
     $MUNET_SERVE_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist).
     Raises KeyError for an unknown name, MissingDataError when fonts or a package are missing, and ValueError when

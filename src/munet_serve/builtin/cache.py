@@ -1,4 +1,4 @@
-"""Where generated datasets are kept: $MUNET_SERVE_CACHE/builtin or ~/.cache/munet-serve/builtin, written atomically."""
+"""Where generated datasets are kept: $MUNET_SERVE_CACHE/builtin or ~/.cache/munet-serve/builtin."""
 
 from __future__ import annotations
 
