@@ -1,0 +1,58 @@
+"""The serving benchmark's per-task baselines (issue 5) compute what the server computes for the same path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from benchmarks.serving.models import current_version, eager_path_module, whole_path_graph
+from munet_serve.clients import Client
+from munet_serve.clients.errors import NotFoundError
+from munet_serve.evolver.export import cpu_session
+from munet_serve.imaging import to_model_input
+
+from serving_fixtures import TASK, Served, register_dataset
+
+
+def test_whole_graph_and_eager_model_match_the_served_chain(
+    start_server, served_dir: Path, served_template: Served
+) -> None:
+    server = start_server(served_dir)
+    images = served_template.test_images[:16]
+    with Client(server.target, timeout=120) as client:
+        served = client.predict_batch(TASK, images, include_logits=True)
+        expected = np.stack([p.logits for p in served.predictions])
+        version = current_version(client, TASK)
+        assert version.version == served.version
+
+        graph = whole_path_graph(client, TASK)
+        module = eager_path_module(client, TASK)
+
+    # one graph holding every component of the path, its names prefixed per component
+    assert len(graph.graph.input) == 1 and len(graph.graph.output) == 1
+    assert graph.doc_string == f"{TASK} v{version.version}"
+    onnx.checker.check_model(graph)
+    x = to_model_input(list(images), version.input)
+    session = cpu_session(graph.SerializeToString())
+    (whole,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(whole, expected, atol=1e-5)
+    assert np.array_equal(whole.argmax(1), expected.argmax(1))
+
+    with torch.inference_mode():
+        eager = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(eager, expected, atol=1e-4)
+    assert not any(p.requires_grad for p in module.parameters())
+
+
+def test_a_task_without_a_current_version_is_refused(start_server, tmp_path: Path, digits) -> None:
+    server = start_server(tmp_path / "empty")
+    with Client(server.target, timeout=30) as client:
+        with pytest.raises(NotFoundError, match="nope"):
+            current_version(client, "nope")
+        register_dataset(client, "pending", digits)  # registered, never evolved: no version yet
+        with pytest.raises(LookupError, match="task 'pending' has no current version"):
+            whole_path_graph(client, "pending")
