@@ -1,4 +1,4 @@
-"""The serving benchmark's per-task baselines (issue 5) compute what the server computes for the same path."""
+"""The serving benchmark's parts (issue 5): per-task baselines matching the server, and the load generator."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import onnx
 import pytest
 import torch
 
+from benchmarks.serving.load import closed_loop, zipf_weights
 from benchmarks.serving.models import current_version, eager_path_module, whole_path_graph
 from munet_serve.clients import Client
 from munet_serve.clients.errors import NotFoundError
@@ -56,3 +57,26 @@ def test_a_task_without_a_current_version_is_refused(start_server, tmp_path: Pat
         register_dataset(client, "pending", digits)  # registered, never evolved: no version yet
         with pytest.raises(LookupError, match="task 'pending' has no current version"):
             whole_path_graph(client, "pending")
+
+
+def test_closed_loop_load_over_grpc_counts_every_request(
+    start_server, served_dir: Path, served_template: Served
+) -> None:
+    server = start_server(served_dir)
+    pool = served_template.test_images[:8]
+    result = closed_loop(server.target, [TASK, "missing"], lambda task: pool, concurrency=3, duration_s=1.5,
+                         batch=2, zipf_exponent=1.0)
+    # every request is either answered or counted as failed; the unknown task's requests all fail with NOT_FOUND
+    assert result.requests == len(result.latencies_ms) + result.failed
+    assert result.per_task[TASK] == len(result.latencies_ms) > 0 and result.per_task["missing"] == 0
+    assert result.failed > 0 and all(e.startswith("missing:") for e in result.errors)
+    summary = result.summary()
+    assert summary["throughput_rps"] > 0 and summary["p50_ms"] <= summary["p99_ms"] <= summary["p99.9_ms"]
+
+
+def test_zipf_weights() -> None:
+    w = zipf_weights(4, 1.0)
+    np.testing.assert_allclose(w, np.array([1, 1 / 2, 1 / 3, 1 / 4]) / (25 / 12))
+    np.testing.assert_allclose(zipf_weights(3, 0.0), [1 / 3] * 3)
+    with pytest.raises(ValueError):
+        zipf_weights(0)
