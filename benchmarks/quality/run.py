@@ -25,7 +25,7 @@ import numpy as np
 from munet_serve.artifacts import Split
 from munet_serve.builtin import BuiltinDataset, load
 from munet_serve.clients import Client
-from munet_serve.clients.datasets import from_builtin
+from munet_serve.clients.datasets import builtin_upload
 from munet_serve.clients.types import PathComponent, RootInfo
 from munet_serve.server.app import RunningServer, create_server
 from munet_serve.server.config import ServerConfig
@@ -196,7 +196,7 @@ class MunetRun:
         for builtin, ds in datasets.items():
             name = task_name(builtin)
             t0 = time.perf_counter()
-            self.client.register(from_builtin(name, builtin, sizes=self.profile.sizes))
+            self.client.register(builtin_upload(name, ds, builtin))
             iterations: dict[int, TaskIteration] = {}
             first = self.evolver.seed(self.client.get_task(name))
             iterations[id(first)] = first
