@@ -186,8 +186,12 @@ class Client:
         self._call(self._tasks.DeleteTask, tasks_pb2.DeleteTaskRequest(name=name))
 
     def watch_tasks(self, task: str = "", send_initial: bool = False) -> TaskWatch:
-        """Streams task events until cancelled (`TaskWatch.cancel()`)."""
+        """Streams task events until cancelled (`TaskWatch.cancel()`).
+
+        Returns once the server has subscribed the watch, so every event after this call is delivered.
+        """
         call = self._tasks.WatchTasks(tasks_pb2.WatchTasksRequest(task=task, send_initial=send_initial))
+        call.initial_metadata()  # type: ignore[attr-defined]  # the server sends it after subscribing
         return TaskWatch(call)
 
     def wait_for_version(self, task: str, version: int = 1, timeout: float = 600.0) -> TaskInfo:

@@ -98,6 +98,7 @@ class TasksServicer(tasks_pb2_grpc.TasksServicer):
         if request.task:
             self.core.view(request.task)  # NOT_FOUND for an unknown task
         subscription = self.core.events.subscribe(request.task)
+        context.send_initial_metadata(())  # tells the client it is subscribed: later events reach it
         alive = threading.Event()
         alive.set()
         context.add_callback(alive.clear)
