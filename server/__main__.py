@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: one per core)")
     parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
     parser.add_argument("--max-workers", type=int, default=32, help="gRPC worker threads")
+    parser.add_argument("--max-batch", type=int, default=64,
+                        help="images one component run may take, across requests and tasks (default 64)")
+    parser.add_argument("--batch-delay-ms", type=float, default=2.0,
+                        help="how long a new request may wait for others to batch with (default 2 ms)")
+    parser.add_argument("--batch-workers", type=int, default=1, help="threads running component batches (default 1)")
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -33,6 +38,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         intra_op_threads=args.threads,
         metrics_port=args.metrics_port,
         max_workers=args.max_workers,
+        max_batch_images=args.max_batch,
+        batch_delay_ms=args.batch_delay_ms,
+        batch_workers=args.batch_workers,
     )
 
 

@@ -29,6 +29,9 @@ class ServerConfig:
     max_status_bytes: int = 1 * MIB  # the evolver state of one task's status, as JSON
     device: str = "auto"  # "auto", "cpu" or "cuda"
     intra_op_threads: int = 0  # 0: one per core
+    max_batch_images: int = 64  # images one component run may take (dynamic and cross-task batching)
+    batch_delay_ms: float = 2.0  # how long a new request may wait for others to batch with
+    batch_workers: int = 1  # threads running component batches
     metrics_port: int | None = None  # Prometheus /metrics over HTTP; None: off, 0: a free port
     reflection: bool = True
 
@@ -39,8 +42,10 @@ class ServerConfig:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         for name in ("max_workers", "max_message_bytes", "max_images_per_request", "max_dataset_bytes",
-                     "max_upload_bytes", "max_status_bytes"):
+                     "max_upload_bytes", "max_status_bytes", "max_batch_images", "batch_workers"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if not 0 <= self.batch_delay_ms <= 1000:
+            raise ValueError(f"batch_delay_ms must be in [0, 1000], got {self.batch_delay_ms}")
         if self.intra_op_threads < 0:
             raise ValueError("intra_op_threads must be >= 0")

@@ -137,9 +137,11 @@ class LoadedComponent:
     session: ort.InferenceSession
     refs: int = 0
     input_name: str = field(init=False)
+    output_name: str = field(init=False)
 
     def __post_init__(self) -> None:
         self.input_name = self.session.get_inputs()[0].name
+        self.output_name = self.session.get_outputs()[0].name
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]

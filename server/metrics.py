@@ -30,6 +30,14 @@ class ServerMetrics:
         self.swap_seconds = Histogram(
             "munet_swap_load_seconds", "Time to load and warm a new route before the swap", registry=self.registry
         )
+        self.batch_images = Histogram(
+            "munet_batch_images", "Images per component run, by component kind", ["kind"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=self.registry,
+        )
+        self.batch_tasks = Histogram(
+            "munet_batch_tasks", "Distinct tasks per component run (above 1: cross-task batching)", ["kind"],
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry,
+        )
         self._http: WSGIServer | None = None
 
     def serve_http(self, host: str, port: int) -> int:

@@ -27,9 +27,10 @@ from munet_serve.structs import from_struct
 
 from . import codec
 from .accounting import ParamAccount, account
+from .batching import Batcher, BatchingConfig
 from .config import ServerConfig
 from .datasets import DatasetBuilder, SplitPolicy
-from .engine import OrtEnvironment, SessionPool, check_loadable
+from .engine import LoadedComponent, OrtEnvironment, SessionPool, check_loadable
 from .errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -44,6 +45,7 @@ from .metrics import ServerMetrics
 from .registry import ComponentFiles, DatasetRecord, NewVersion, Registry, TaskRecord, TaskView, VersionRecord
 from .routes import Route, Router
 from .uploads import ComponentReader
+from .values import value_ops
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,8 @@ class ServeCore:
         self.events = EventHub()
         self._changes = threading.RLock()
         self._load_errors: dict[str, str] = {}
+        batching = BatchingConfig(config.max_batch_images, config.batch_delay_ms, config.batch_workers)
+        self.batcher = Batcher(batching, value_ops(env), self._observe_batch)
 
     def start(self) -> None:
         """Loads the current version of every task, so a restarted server serves exactly what was current."""
@@ -86,6 +90,7 @@ class ServeCore:
 
     def close(self) -> None:
         self.events.close()
+        self.batcher.close()
         with self._changes:
             for route in self.router.all():
                 self.router.remove(route.task)
@@ -118,10 +123,11 @@ class ServeCore:
                 x = to_model_input(inputs.pixels or [], route.input)
             except ImageError as e:
                 raise InvalidArgument(str(e)) from e
-        try:
-            return route, route.run(x)
-        except Exception as e:  # noqa: BLE001 - ORT raises several types
-            raise ServeError(f"inference failed on version {route.version} of task {task!r}: {e}") from e
+        return route, self.batcher.run(route, x)
+
+    def _observe_batch(self, component: LoadedComponent, tasks: list[str], images: int) -> None:
+        self.metrics.batch_images.labels(component.kind.value).observe(images)
+        self.metrics.batch_tasks.labels(component.kind.value).observe(len(set(tasks)))
 
     # --- tasks -----------------------------------------------------------------------------------------------------
 

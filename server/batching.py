@@ -1,0 +1,241 @@
+"""Dynamic and cross-task batching: predict requests share component runs, whatever task they are for.
+
+Every request becomes a job that walks its route one component at a time. Jobs waiting at the same component with
+the same token shape form one batch, even when they come from different tasks: paths share most of their components
+(the root's embedding and blocks), so the traffic of many tasks flows through those sessions as a few large batches
+and splits only where the paths part (a task's own blocks and head). It is iteration-level scheduling, as Orca does
+for LLM steps and S-LoRA / Punica do across adapters (shared/reference/serving-notes.md section 3).
+
+The schedule:
+- A request that arrives waits at most `max_delay_ms` for others to join it at its first component, unless
+  `max_batch_images` images are already waiting there.
+- A worker always serves the component that the *oldest* waiting job needs next, and takes with it every other job
+  waiting at that component (oldest first, up to `max_batch_images`). So a rare task's request is never starved by
+  frequent ones: at most the jobs that arrived before it run ahead of it.
+- A request carrying more images than `max_batch_images` runs as one batch of its own.
+
+A job holds its route to the end, so a hot swap never changes a request midway (routes.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .engine import LoadedComponent
+from .errors import ServeError, Unavailable
+from .routes import Route
+from .values import ValueOps
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["BatchingConfig", "Batcher"]
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """How requests are batched.
+
+    Attributes:
+        max_batch_images: images one component run may take (requests are never split across runs).
+        max_delay_ms: how long a new request may wait at its first component for others to join it (0: never waits;
+            requests that queue while the workers are busy still batch).
+        workers: threads that run component batches (each run uses ONNX Runtime's intra-op threads).
+    """
+
+    max_batch_images: int = 64
+    max_delay_ms: float = 2.0
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_batch_images < 1:
+            raise ValueError(f"max_batch_images must be >= 1, got {self.max_batch_images}")
+        if not 0 <= self.max_delay_ms <= 1000:
+            raise ValueError(f"max_delay_ms must be in [0, 1000], got {self.max_delay_ms}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+
+@dataclass(eq=False)
+class _Job:
+    """One predict request on its way through its route."""
+
+    route: Route
+    rows: int
+    arrival: float
+    step: int = 0
+    result: np.ndarray | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def finish(self, result: np.ndarray | None = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+@dataclass(eq=False)
+class _Cohort:
+    """Jobs waiting at the same component with the same token shape, and their values (one part per job or group)."""
+
+    key: tuple[str, tuple[int, ...]]
+    jobs: list[_Job]
+    parts: list[Any]
+    arrival: float
+    rows: int
+    fresh: bool  # waiting at the first component of their routes
+
+
+BatchObserver = Callable[[LoadedComponent, list[str], int], None]  # (component run, task of each job, images)
+
+
+class Batcher:
+    """Runs predict requests through their routes in shared batches; `run` is called from the gRPC threads."""
+
+    def __init__(self, config: BatchingConfig, ops: ValueOps, observe: BatchObserver | None = None) -> None:
+        self.config = config
+        self._ops = ops
+        self._observe = observe
+        self._delay = config.max_delay_ms / 1000
+        self._cohorts: list[_Cohort] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"munet-batch-{i}", daemon=True) for i in range(config.workers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def run(self, route: Route, x: np.ndarray) -> np.ndarray:
+        """Runs a preprocessed batch [N, 3, S, S] through the route with whatever else is waiting; returns logits."""
+        job = _Job(route=route, rows=int(x.shape[0]), arrival=time.monotonic())
+        value = self._ops.from_host(x)
+        cohort = _Cohort(self._key(route, 0, self._ops.shape(value)), [job], [value], job.arrival, job.rows, True)
+        with self._cond:
+            if self._closed:
+                raise Unavailable("the server is stopping")
+            self._cohorts.append(cohort)
+            self._cond.notify()
+        job.done.wait()
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def close(self) -> None:
+        """Fails the jobs still waiting (UNAVAILABLE) and stops the workers."""
+        with self._cond:
+            self._closed = True
+            waiting, self._cohorts = self._cohorts, []
+            self._cond.notify_all()
+        for cohort in waiting:
+            for job in cohort.jobs:
+                job.finish(error=Unavailable("the server stopped before this request ran"))
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    # --- workers ---------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(route: Route, step: int, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
+        return route.components[step].id, shape[1:]
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                batch = self._take()
+            if batch is None:
+                return
+            self._run(batch)
+
+    def _take(self) -> list[_Cohort] | None:
+        """Under the lock: waits for the next batch to run (None once closed) and removes it from the queue."""
+        while not self._closed:
+            now = time.monotonic()
+            fresh_rows: Counter[tuple[str, tuple[int, ...]]] = Counter()
+            for c in self._cohorts:
+                if c.fresh:
+                    fresh_rows[c.key] += c.rows
+            first: _Cohort | None = None
+            wake: float | None = None
+            for c in self._cohorts:
+                deadline = c.arrival + self._delay
+                if c.fresh and fresh_rows[c.key] < self.config.max_batch_images and now < deadline:
+                    wake = deadline if wake is None else min(wake, deadline)  # still gathering
+                elif first is None or c.arrival < first.arrival:
+                    first = c
+            if first is not None:
+                return self._remove_batch(first)
+            self._cond.wait(None if wake is None else wake - now)
+        return None
+
+    def _remove_batch(self, first: _Cohort) -> list[_Cohort]:
+        same = sorted((c for c in self._cohorts if c.key == first.key), key=lambda c: c.arrival)
+        batch, rows = [first], first.rows
+        for c in same:
+            if c is not first and rows + c.rows <= self.config.max_batch_images:
+                batch.append(c)
+                rows += c.rows
+        taken = {id(c) for c in batch}
+        self._cohorts = [c for c in self._cohorts if id(c) not in taken]
+        return batch
+
+    def _run(self, batch: list[_Cohort]) -> None:
+        jobs = [job for cohort in batch for job in cohort.jobs]
+        lead = jobs[0]
+        component = lead.route.components[lead.step]
+        try:
+            value = self._ops.concat([part for cohort in batch for part in cohort.parts])
+            out = self._ops.run(component, value)
+        except Exception as e:  # noqa: BLE001 - ORT raises several types; every job of the batch gets the error
+            logger.warning("component %s failed on a batch of %d requests: %s", component.id[:12], len(jobs), e)
+            for job in jobs:
+                error = ServeError(f"inference failed on version {job.route.version} of task {job.route.task!r}: {e}")
+                job.finish(error=error)
+            return
+        if self._observe is not None:
+            self._observe(component, [job.route.task for job in jobs], sum(job.rows for job in jobs))
+        self._advance(jobs, out)
+
+    def _advance(self, jobs: list[_Job], out: Any) -> None:
+        """Finishes the jobs at the end of their routes; queues the others at their next component, grouped."""
+        shape = self._ops.shape(out)
+        for job in jobs:
+            job.step += 1
+        if len(jobs) == 1 or len({self._next(job, shape) for job in jobs}) == 1:
+            groups = {self._next(jobs[0], shape): (jobs, [out])}  # all go on together: no split
+        else:
+            groups = {}
+            for job, part in zip(jobs, self._ops.split(out, [job.rows for job in jobs]), strict=True):
+                members, parts = groups.setdefault(self._next(job, shape), ([], []))
+                members.append(job)
+                parts.append(part)
+        queued = []
+        for key, (members, parts) in groups.items():
+            if key is None:
+                pieces = parts if len(parts) == len(members) else self._ops.split(parts[0], [j.rows for j in members])
+                for job, piece in zip(members, pieces, strict=True):
+                    job.finish(self._ops.to_host(piece))
+            else:
+                arrival = min(job.arrival for job in members)
+                queued.append(_Cohort(key, members, parts, arrival, sum(j.rows for j in members), False))
+        if queued:
+            with self._cond:
+                if self._closed:
+                    for cohort in queued:
+                        for job in cohort.jobs:
+                            job.finish(error=Unavailable("the server stopped while this request ran"))
+                    return
+                self._cohorts.extend(queued)
+                self._cond.notify(len(queued))
+
+    def _next(self, job: _Job, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
+        if job.step >= len(job.route.components):
+            return None
+        return self._key(job.route, job.step, shape)
