@@ -24,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-workers", type=int, default=32, help="gRPC worker threads")
     parser.add_argument("--max-batch", type=int, default=64,
                         help="images one component run may take, across requests and tasks (default 64)")
-    parser.add_argument("--batch-delay-ms", type=float, default=2.0,
-                        help="how long a new request may wait for others to batch with (default 2 ms)")
+    parser.add_argument("--batch-delay-ms", type=float, default=0.0,
+                        help="how long a new request may wait for others to batch with (default 0: it runs with "
+                             "whatever queued while the previous batch ran)")
     parser.add_argument("--batch-workers", type=int, default=1, help="threads running component batches (default 1)")
 
 

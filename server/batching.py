@@ -51,7 +51,7 @@ class BatchingConfig:
     """
 
     max_batch_images: int = 64
-    max_delay_ms: float = 2.0
+    max_delay_ms: float = 0.0
     workers: int = 1
 
     def __post_init__(self) -> None:

@@ -40,6 +40,27 @@ def cuda_device_count() -> int:
     return count.value
 
 
+def release_free_heap() -> None:
+    """Hands freed heap memory back to the OS (glibc's malloc_trim; a no-op elsewhere).
+
+    Creating a session parses the component's whole ONNX file and frees the parse again; without a trim those pages
+    stay resident, and a server that loads many components looks as if each took a third more memory than it holds.
+    """
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _libc()
+
+
 @dataclass(frozen=True)
 class OrtEnvironment:
     """The providers in use and the session options every component session gets."""

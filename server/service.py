@@ -30,7 +30,7 @@ from .accounting import ParamAccount, account
 from .batching import Batcher, BatchingConfig
 from .config import ServerConfig
 from .datasets import DatasetBuilder, SplitPolicy
-from .engine import LoadedComponent, OrtEnvironment, SessionPool, check_loadable
+from .engine import LoadedComponent, OrtEnvironment, SessionPool, check_loadable, release_free_heap
 from .errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -86,6 +86,7 @@ class ServeCore:
                     self._load_errors[task.name] = str(e)
                     logger.error("task %s version %d could not be loaded: %s", task.name, version.version, e)
             self.metrics.sessions.set(len(self.pool.loaded()))
+        release_free_heap()
         logger.info("serving %d tasks with %d component sessions", len(self.router.all()), len(self.pool.loaded()))
 
     def close(self) -> None:
@@ -193,6 +194,7 @@ class ServeCore:
             if old is not None:
                 self.metrics.version.remove(name)
             self.metrics.sessions.set(len(self.pool.loaded()))
+            release_free_heap()
         view = TaskView(task=task, dataset=self.registry.get_dataset(task.dataset_id), current=None, num_versions=0)
         logger.info("deleted task %s", name)
         self._emit("deleted", view)
@@ -370,6 +372,7 @@ class ServeCore:
         self.metrics.swap_seconds.observe(time.perf_counter() - started)
         self.metrics.sessions.set(len(self.pool.loaded()))
         self.metrics.version.labels(route.task).set(route.version)
+        release_free_heap()
 
     def _emit(self, type: str, view: TaskView, version: int = 0) -> None:
         self.events.publish(TaskEvent(type=type, view=view, version=version, time=time.time()))

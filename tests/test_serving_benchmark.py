@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,30 @@ def test_zipf_weights() -> None:
     np.testing.assert_allclose(zipf_weights(3, 0.0), [1 / 3] * 3)
     with pytest.raises(ValueError):
         zipf_weights(0)
+
+
+def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -> None:
+    """The whole serving benchmark in miniature (3 tasks on the tiny root, second-long runs): every system answers,
+    nothing fails, memory is measured at each task count, versions go live under load. No timing is asserted."""
+    import json
+
+    from benchmarks.serving.report import write
+    from benchmarks.serving.run import PROFILES, run
+
+    profile = dataclasses.replace(PROFILES["mini"], duration_s=1.0, warmup_s=0.3, swap_duration_s=2.0)
+    report = run(profile, tmp_path / "work")
+    json_path, md_path = write(report, tmp_path / "results", "mini")
+
+    systems = {(r.system, r.workload.split(" ")[0]) for r in report.runs}
+    assert {("munet", "closed"), ("munet", "open"), ("munet", "single"), ("munet", "hot"),
+            ("onnx", "closed"), ("onnx", "open"), ("torch", "closed"), ("torch", "open")} <= systems
+    for r in report.runs:
+        assert r.failed == 0 and r.requests > 0, r
+    assert set(report.memory["munet"]) == set(report.memory["onnx"]) == {1, 2, 3}
+    assert all(v > 50 * 2**20 for m in report.memory.values() for v in m.values())  # a real process's RSS
+    assert report.own_bytes[1] < report.own_bytes[2] < report.own_bytes[3]
+    assert report.swap["failed"] == 0 and report.swap["published"] >= 2
+    assert report.swap["answered_new_version"] >= 1
+    data = json.loads(json_path.read_text())
+    assert set(data["ratios"]) >= {"throughput_vs_A", "throughput_vs_single_task", "memory_added_vs_own_bytes"}
+    assert "| munet-serve | closed loop | 3 |" in md_path.read_text()

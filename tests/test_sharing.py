@@ -1,9 +1,11 @@
 """Two tasks on shared root components: one session per distinct component, seen through public surfaces (the
-GetServingInfo RPC and the Prometheus metric); deleting one task leaves the other serving."""
+GetServingInfo RPC and the Prometheus metric); requests of both tasks run through the shared components together
+(cross-task batching, seen in the batch metrics); deleting one task leaves the other serving."""
 
 from __future__ import annotations
 
 import re
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -19,10 +21,19 @@ def loaded_sessions_metric(port: int) -> float:
     return float(re.search(r"^munet_loaded_sessions (\S+)$", text, re.M).group(1))
 
 
+def cross_task_runs(port: int) -> dict[str, float]:
+    """Component runs that served more than one task, per component kind (from the munet_batch_tasks histogram)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    totals = dict(re.findall(r'^munet_batch_tasks_count{kind="(\w+)"} (\S+)$', text, re.M))
+    single = dict(re.findall(r'^munet_batch_tasks_bucket{kind="(\w+)",le="1.0"} (\S+)$', text, re.M))
+    return {kind: float(totals[kind]) - float(single[kind]) for kind in totals}
+
+
 def test_shared_components_are_loaded_once_and_survive_a_delete(
     start_server, served_dir: Path, served_template: Served, digits, tmp_path: Path
 ) -> None:
-    server = start_server(served_dir, metrics_port=0)
+    # A long batching delay: requests that arrive within 300 ms of each other are sure to share runs.
+    server = start_server(served_dir, metrics_port=0, batch_delay_ms=300)
     with Client(server.target, timeout=300) as client:
         # A second task: even digits vs odd digits, on the same images.
         parity = digits.__class__(digits.images, digits.labels % 2, digits.splits)
@@ -39,6 +50,30 @@ def test_shared_components_are_loaded_once_and_survive_a_delete(
         users = {s.id: s.tasks for s in info.sessions}
         assert all(users[c] == sorted([TASK, "parity"]) for c in shared)
         assert loaded_sessions_metric(server.metrics_port) == len(info.sessions)
+
+        # Both tasks at once: their requests share the runs of the shared components, and each answer is its own.
+        images = list(served_template.test_images[:3])
+        alone = {t: client.predict(t, images, include_logits=True) for t in (TASK, "parity")}
+        before = cross_task_runs(server.metrics_port)
+        assert before and not any(before.values())  # one task at a time so far
+        together: dict[str, object] = {}
+        gate = threading.Barrier(2)
+
+        def ask(task: str) -> None:
+            gate.wait()
+            together[task] = client.predict(task, images, include_logits=True)
+
+        threads = [threading.Thread(target=ask, args=(t,)) for t in (TASK, "parity")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        for task in (TASK, "parity"):
+            np.testing.assert_allclose(np.stack([p.logits for p in together[task].predictions]),
+                                       np.stack([p.logits for p in alone[task].predictions]), atol=1e-5)
+        after = cross_task_runs(server.metrics_port)
+        assert after["embedding"] == 1  # shared by every path: ran once for both requests
+        assert after.get("head", 0) == 0  # each task's own head ran alone
 
         (parity_v1,) = client.list_versions("parity")
         assert parity_v1.parent is not None and parity_v1.parent.task in ("", TASK)

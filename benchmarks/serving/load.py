@@ -1,12 +1,17 @@
-"""A closed-loop load generator over the real gRPC API: C concurrent clients, tasks drawn from a Zipf law.
+"""Load generators over the real gRPC API, tasks drawn from a Zipf law (rank k with probability ~ 1 / k^a).
 
-Each client thread has its own channel, picks a task (rank k with probability proportional to 1 / k^a), sends one
-Predict of `batch` images at that task's input size, waits for the answer, and repeats until the duration ends.
-Latencies are measured per request; any error counts as a failed request (and its message is kept).
+- Closed loop: C client threads, each with its own channel, send one Predict of `batch` images at the task's input
+  size, wait for the answer and repeat until the duration ends.
+- Open loop: requests start at Poisson arrival times at a target rate whether or not earlier ones were answered
+  (asyncio client), so queueing shows up in the latencies instead of slowing the sender down.
+
+Latencies are measured per request; any error counts as a failed request (and its message is kept). An optional
+`on_answer(task, version, seconds)` hook sees every answer (the hot-swap measurement uses it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import Counter
@@ -15,9 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from munet_serve.clients import Client
+from munet_serve.clients import AsyncClient, Client
 
-__all__ = ["LoadResult", "closed_loop", "zipf_weights"]
+__all__ = ["LoadResult", "closed_loop", "open_loop", "zipf_weights"]
+
+AnswerHook = Callable[[str, int, float], None]  # (task, version that answered, time.perf_counter() of the answer)
 
 
 def zipf_weights(n: int, exponent: float = 1.0) -> np.ndarray:
@@ -69,6 +76,7 @@ def closed_loop(
     batch: int = 1,
     zipf_exponent: float = 1.0,
     seed: int = 0,
+    on_answer: AnswerHook | None = None,
 ) -> LoadResult:
     """Runs `concurrency` clients against the server at `target` for `duration_s` seconds.
 
@@ -100,13 +108,16 @@ def closed_loop(
                 i += batch
                 t0 = time.perf_counter()
                 try:
-                    client.predict_batch(task, pool[rows], top_k=1)
+                    answer = client.predict_batch(task, pool[rows], top_k=1)
                 except Exception as e:  # every failure counts; the message is kept for the report
                     failed += 1
                     errors.append(f"{task}: {e}")
                     continue
-                latencies.append((time.perf_counter() - t0) * 1000)
+                t1 = time.perf_counter()
+                latencies.append((t1 - t0) * 1000)
                 counts[task] += 1
+                if on_answer is not None:
+                    on_answer(task, answer.version, t1)
         with lock:
             result.latencies_ms.extend(latencies)
             result.failed += failed
@@ -122,4 +133,66 @@ def closed_loop(
     for thread in threads:
         thread.join()
     result.seconds = time.perf_counter() - began
+    return result
+
+
+def open_loop(
+    target: str,
+    tasks: Sequence[str],
+    images: Callable[[str], np.ndarray],
+    *,
+    rate: float,
+    duration_s: float,
+    batch: int = 1,
+    zipf_exponent: float = 1.0,
+    seed: int = 0,
+    channels: int = 4,
+) -> LoadResult:
+    """Sends requests at Poisson arrival times averaging `rate` per second for `duration_s` seconds, then waits
+    for the last answers. Throughput is answered requests over the whole time, so a server that cannot keep up
+    shows it in both throughput and latency."""
+    if rate <= 0 or duration_s <= 0 or batch < 1 or channels < 1:
+        raise ValueError("rate, duration_s, batch and channels must be positive")
+    probabilities = zipf_weights(len(tasks), zipf_exponent)
+    pools = {t: images(t) for t in tasks}
+    rng = np.random.default_rng(seed)
+    count = max(1, int(rng.poisson(rate * duration_s)))
+    starts = np.sort(rng.uniform(0.0, duration_s, count))
+    picks = rng.choice(len(tasks), size=count, p=probabilities)
+    return asyncio.run(_open_loop(target, tasks, pools, starts, picks, batch, channels))
+
+
+async def _open_loop(
+    target: str, tasks: Sequence[str], pools: dict[str, np.ndarray], starts: np.ndarray, picks: np.ndarray,
+    batch: int, channels: int,
+) -> LoadResult:
+    result = LoadResult(seconds=0.0, latencies_ms=[], failed=0)
+    clients = [AsyncClient(target, timeout=60) for _ in range(channels)]
+    try:
+        warm = pools[tasks[0]][:1]
+        await asyncio.gather(*(c.predict_batch(tasks[0], warm, top_k=1) for c in clients))  # connected first
+        began = time.perf_counter()
+
+        async def one(i: int) -> None:
+            task = tasks[int(picks[i])]
+            pool = pools[task]
+            rows = [(i * batch + k) % len(pool) for k in range(batch)]
+            delay = began + float(starts[i]) - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            t0 = time.perf_counter()
+            try:
+                await clients[i % channels].predict_batch(task, pool[rows], top_k=1)
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                result.failed += 1
+                if len(result.errors) < 20:
+                    result.errors.append(f"{task}: {e}")
+                return
+            result.latencies_ms.append((time.perf_counter() - t0) * 1000)
+            result.per_task[task] += 1
+
+        await asyncio.gather(*(one(i) for i in range(len(starts))))
+        result.seconds = time.perf_counter() - began
+    finally:
+        await asyncio.gather(*(c.close() for c in clients))
     return result

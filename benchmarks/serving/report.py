@@ -1,0 +1,102 @@
+"""The serving benchmark's report: a Markdown table (printed and written) and the JSON of every figure."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from .run import Report
+
+SYSTEMS = {"munet": "munet-serve", "onnx": "A: ONNX Runtime, model per task", "torch": "B: PyTorch eager, per task"}
+MIB = 1024 * 1024
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b and not math.isnan(a) and not math.isnan(b) else "-"
+
+
+def ratios(report: Report) -> dict[str, float | None]:
+    """The issue's target figures, computed from the report."""
+    def get(system: str, workload: str, attr: str) -> float | None:
+        run = report.run(system, workload)
+        return getattr(run, attr) if run else None
+
+    out: dict[str, float | None] = {}
+    closed_a, closed_m = get("onnx", "closed loop", "throughput_rps"), get("munet", "closed loop", "throughput_rps")
+    single = get("munet", "single task", "throughput_rps")
+    out["throughput_vs_A"] = closed_m / closed_a if closed_m and closed_a else None
+    p99_a, p99_m = get("onnx", "closed loop", "p99_ms"), get("munet", "closed loop", "p99_ms")
+    out["p99_vs_A"] = p99_m / p99_a if p99_m and p99_a else None
+    out["throughput_vs_single_task"] = closed_m / single if closed_m and single else None
+    for run in report.runs:
+        if run.system == "munet" and "images/request" in run.workload:
+            base = report.run("onnx", run.workload)
+            k = run.workload.split(", ")[1].split(" ")[0]
+            out[f"throughput_vs_A_{k}_images_per_request"] = run.throughput_rps / base.throughput_rps if base else None
+    swap = next((r for r in report.runs if r.workload.startswith("hot swap")), None)
+    out["swap_p99_vs_steady"] = swap.p99_ms / p99_m if swap and p99_m else None
+    counts = sorted(report.memory.get("munet", {}))
+    if len(counts) >= 2:
+        lo, hi = counts[-2], counts[-1]
+        added = report.memory["munet"][hi] - report.memory["munet"][lo]
+        own = report.own_bytes[hi] - report.own_bytes[lo]
+        out["memory_added_vs_own_bytes"] = added / own if own else None
+        a = report.memory.get("onnx", {})
+        if lo in a and hi in a:
+            out["A_memory_per_task_mib"] = (a[hi] - a[lo]) / (hi - lo) / MIB
+        out["munet_memory_per_task_mib"] = added / (hi - lo) / MIB
+    return out
+
+
+def markdown(report: Report) -> str:
+    p = report.profile
+    lines = [
+        f"Profile `{p['name']}`: root `{p['root']['model']}` at {p['root']['image_size']} px, {p['tasks']} tasks, "
+        f"Zipf exponent {p['zipf_exponent']}, {p['concurrency']} closed-loop clients, {p['duration_s']:g} s per run, "
+        f"max batch {p['max_batch']}, batch delay {p['batch_delay_ms']:g} ms; {report.seconds / 60:.1f} min in all.",
+        "",
+        "| system | workload | tasks | requests | failed | throughput (req/s) | vs A | p50 ms | p99 ms | p99.9 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report.runs:
+        base = report.run("onnx", r.workload if r.workload != "single task" else "closed loop")
+        lines.append(
+            f"| {SYSTEMS[r.system]} | {r.workload} | {r.tasks} | {r.requests} | {r.failed} | {r.throughput_rps:.1f} "
+            f"| {_ratio(r.throughput_rps, base.throughput_rps if base else None)} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
+            f"| {r.p999_ms:.1f} |"
+        )
+    munet_mem, a_mem = report.memory.get("munet", {}), report.memory.get("onnx", {})
+    lines += ["", "| tasks | munet-serve RSS (MiB) | own components of its tasks (MiB) | A RSS (MiB) |",
+              "|---:|---:|---:|---:|"]
+    for count in sorted(set(munet_mem) | set(a_mem)):
+        m, a = munet_mem.get(count), a_mem.get(count)
+        own = report.own_bytes.get(count)
+        lines.append(f"| {count} | {m / MIB if m else float('nan'):.0f} | {own / MIB if own else float('nan'):.1f} "
+                     f"| {a / MIB if a else float('nan'):.0f} |")
+    lines.append(f"\nOne task's whole path as one graph: {report.whole_model_bytes / MIB:.1f} MiB.")
+    figures = ratios(report)
+    lines += ["", "| target | measured |", "|---|---:|"]
+    for key, value in figures.items():
+        lines.append(f"| {key} | {value:.2f} |" if value is not None else f"| {key} | - |")
+    if report.swap:
+        s = report.swap
+        lines.append(
+            f"\nHot swap: {s['published']} versions of `{s['task']}` published under load, {s['failed']} failed "
+            f"requests; publish call median {s['publish_call_ms_median'] or float('nan'):.0f} ms, publish to first "
+            f"answer median {s['publish_to_first_answer_ms_median'] or float('nan'):.0f} ms "
+            f"(max {s['publish_to_first_answer_ms_max'] or float('nan'):.0f} ms)."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(report: Report, out_dir: Path, name: str) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = asdict(report)
+    data["ratios"] = ratios(report)
+    json_path, md_path = out_dir / f"serving-{name}.json", out_dir / f"serving-{name}.md"
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    md_path.write_text(markdown(report))
+    return json_path, md_path

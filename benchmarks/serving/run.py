@@ -1,0 +1,383 @@
+"""The serving benchmark (issue 5): munet-serve against per-task models, on one machine and one workload.
+
+Every system runs in its own process behind the same Predict RPC, and one load generator drives each in turn:
+- munet-serve: the real server (`python -m munet_serve.server`), its paths published by a `Fleet`;
+- baseline A: one whole-model ONNX Runtime session per task, batched within a task (`per_task.py --kind onnx`);
+- baseline B: one PyTorch eager model per task, batched the same way (`per_task.py --kind torch`).
+
+Measured: closed-loop throughput and latency with N tasks under Zipf traffic; the same traffic sent to a single task;
+open-loop latency at one rate for every system (a fraction of baseline A's closed-loop throughput); resident memory
+with 1, 4, 16 and 64 tasks for munet-serve and baseline A; and a hot swap every second under load. Ratios are taken
+to baseline A within the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from munet_serve.clients import Client
+from munet_serve.evolver.config import RootConfig, root_preset
+
+from .fleet import Fleet, FleetSpec
+from .load import LoadResult, closed_loop, open_loop
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PROFILES", "Profile", "run"]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One benchmark setting.
+
+    Attributes:
+        root: the architecture every path is cut from (weights do not matter for serving speed).
+        tasks: tasks under Zipf traffic in the throughput and hot-swap runs.
+        memory_counts: task counts at which resident memory is measured.
+        concurrency: closed-loop clients.
+        duration_s: seconds of each measured run (warm-ups are shorter).
+        zipf_exponent: traffic of rank k ~ 1 / k^a.
+        open_rate_fraction: open-loop rate as a fraction of baseline A's closed-loop throughput.
+        swap_duration_s: seconds of the run during which a version is published every `swap_interval_s`.
+        systems: which of "munet", "onnx" (baseline A), "torch" (baseline B) run.
+        max_batch, batch_delay_ms, threads, batch_workers: the batching and threading settings every system gets.
+            On 2 cores the best for baseline A (measured: about 1.3x its throughput with one 2-thread worker) and for
+            munet-serve is two batch workers with one intra-op thread each: ONNX Runtime's pool threads spin while
+            they wait, which on 2 cores takes the CPU from the gRPC threads.
+        request_images: images per request of the closed-loop runs; the first is the main workload (and the
+            open loop's), the others add a closed-loop run of munet-serve and baseline A each.
+        rounds: the closed-loop runs are split into this many rounds, interleaved between the systems (the
+            machine's speed drifts; each system's throughput is the median over its rounds).
+    """
+
+    name: str
+    root: RootConfig
+    tasks: int = 16
+    memory_counts: tuple[int, ...] = (1, 4, 16, 64)
+    concurrency: int = 32
+    duration_s: float = 15.0
+    warmup_s: float = 3.0
+    zipf_exponent: float = 1.0
+    open_rate_fraction: float = 0.7
+    swap_duration_s: float = 15.0
+    swap_interval_s: float = 1.0
+    systems: tuple[str, ...] = ("munet", "onnx", "torch")
+    rounds: int = 3
+    request_images: tuple[int, ...] = (1, 8)
+    device: str = "cpu"
+    max_batch: int = 64
+    batch_delay_ms: float = 0.0
+    threads: int = 1
+    batch_workers: int = 2
+
+
+# The default root's architecture (DINOv2 ViT-S/14 at 28 px, evolver preset dinov2-s14-imgfocus), randomly
+# initialised so the benchmark needs no weight package; ViT-B/16 at 224 px for a GPU.
+_S14 = RootConfig(model="vit_small_patch14_dinov2", image_size=28, random_init=True)
+_B16 = RootConfig(model="vit_base_patch16_224", image_size=224, random_init=True)
+
+PROFILES: dict[str, Profile] = {
+    "quick": Profile("quick", _S14),
+    "full": Profile("full", _S14, duration_s=60.0, swap_duration_s=60.0, concurrency=64),
+    "gpu": Profile("gpu", _B16, device="cuda", concurrency=64, duration_s=30.0, swap_duration_s=30.0),
+    "mini": Profile("mini", root_preset("tiny-test"), tasks=3, memory_counts=(1, 2, 3), concurrency=4,
+                    duration_s=1.5, warmup_s=0.5, swap_duration_s=2.5, swap_interval_s=0.5, rounds=2),
+}
+
+
+# --- processes -----------------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+@dataclass
+class System:
+    name: str
+    process: subprocess.Popen
+    target: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    @property
+    def rss(self) -> int:
+        return rss_bytes(self.process.pid)
+
+
+def _start(name: str, args: list[str], workdir: Path, ready_s: float = 600.0) -> System:
+    port = _free_port()
+    log = workdir / f"{name}.log"
+    process = subprocess.Popen([sys.executable, *args, "--port", str(port)], stdout=log.open("wb"),
+                               stderr=subprocess.STDOUT)
+    target = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            with grpc.insecure_channel(target) as channel:
+                grpc.channel_ready_future(channel).result(timeout=1)
+            return System(name, process, target, log)
+        except grpc.FutureTimeoutError:
+            if time.monotonic() > deadline:
+                process.kill()
+                raise RuntimeError(f"{name} did not start within {ready_s:.0f} s") from None
+
+
+def start_munet(workdir: Path, profile: Profile) -> System:
+    return _start("munet", ["-m", "munet_serve.server", "--data-dir", str(workdir / "munet-data"), "--device",
+                            profile.device, "--max-workers", str(max(32, 2 * profile.concurrency)), "--max-batch",
+                            str(profile.max_batch), "--batch-delay-ms", str(profile.batch_delay_ms), "--threads",
+                            str(profile.threads), "--batch-workers", str(profile.batch_workers), "--log-level",
+                            "WARNING"], workdir)
+
+
+def start_per_task(kind: str, source: str, tasks: list[str], workdir: Path, profile: Profile) -> System:
+    return _start(f"{kind}-{len(tasks)}", ["-m", "benchmarks.serving.per_task", "--kind", kind, "--source", source,
+                                           "--tasks", ",".join(tasks), "--max-batch", str(profile.max_batch),
+                                           "--batch-delay-ms", str(profile.batch_delay_ms), "--device",
+                                           profile.device, "--max-workers", str(max(32, 2 * profile.concurrency)),
+                                           "--threads", str(profile.threads), "--batch-workers",
+                                           str(profile.batch_workers)], workdir)
+
+
+@contextlib.contextmanager
+def running(system: System) -> Iterator[System]:
+    try:
+        yield system
+    finally:
+        system.stop()
+
+
+# --- measurements --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One load run's figures (latencies in ms, throughput in answered requests per second)."""
+
+    system: str
+    workload: str
+    tasks: int
+    requests: int
+    failed: int
+    throughput_rps: float
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, system: str, workload: str, tasks: int, result: LoadResult) -> Run:
+        s = result.summary()
+        return cls(system, workload, tasks, int(s["requests"]), int(s["failed"]), float(s["throughput_rps"]),
+                   float(s["p50_ms"]), float(s["p99_ms"]), float(s["p99.9_ms"]), result.errors[:5])
+
+
+@dataclass
+class Report:
+    profile: dict[str, Any]
+    runs: list[Run] = field(default_factory=list)
+    memory: dict[str, dict[int, int]] = field(default_factory=dict)  # system -> tasks -> RSS bytes
+    own_bytes: dict[int, int] = field(default_factory=dict)  # task count -> bytes of components tasks own, summed
+    whole_model_bytes: int = 0  # one task's whole path as one graph
+    swap: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def run(self, system: str, workload: str) -> Run | None:
+        return next((r for r in self.runs if r.system == system and r.workload == workload), None)
+
+
+class Images:
+    """A pool of seeded random uint8 images per task, at the paths' input size."""
+
+    def __init__(self, size: int, per_task: int = 64) -> None:
+        self.size, self.per_task = size, per_task
+        self._pools: dict[str, np.ndarray] = {}
+
+    def __call__(self, task: str) -> np.ndarray:
+        if task not in self._pools:
+            rng = np.random.default_rng(abs(hash(task)) % 2**32)
+            self._pools[task] = rng.integers(0, 256, (self.per_task, self.size, self.size, 3), dtype=np.uint8)
+        return self._pools[task]
+
+
+def run(profile: Profile, workdir: Path | None = None) -> Report:
+    """Runs the whole benchmark; returns its report (the caller writes it)."""
+    started = time.perf_counter()
+    report = Report(profile={**asdict(profile), "root": asdict(profile.root)})
+    with contextlib.ExitStack() as stack:
+        if workdir is None:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="munet-serving-")))
+        workdir.mkdir(parents=True, exist_ok=True)
+        logger.info("building the fleet (%s)", profile.root.model)
+        fleet = Fleet(FleetSpec(profile.root))
+        names = [f"task-{i:02d}" for i in range(max(*profile.memory_counts, profile.tasks))]
+        images = Images(fleet.image_size)
+        munet = stack.enter_context(running(start_munet(workdir, profile)))
+        client = stack.enter_context(Client(munet.target, timeout=600))
+        fleet.upload_root(client)
+        own_bytes = 0
+        root_ids = {a.id for a in fleet.root_artifacts}
+        for count in sorted({*profile.memory_counts, 1, profile.tasks}):
+            while len(client.list_tasks()) < count:
+                index = len(client.list_tasks())
+                version = fleet.add_task(client, names[index], index)
+                owned = [c.id for c in version.components if c.id not in root_ids]
+                own_bytes += sum(i.onnx_bytes for i in client.list_components(owned))
+            tasks = names[:count]
+            logger.info("munet-serve: %d tasks published", count)
+            _load(munet, tasks, images, profile, profile.warmup_s, zipf=0.0)  # every task's sessions warm
+            if count == profile.tasks:
+                _compare(report, profile, fleet, munet, tasks, images, workdir)
+            if count in profile.memory_counts:
+                report.memory.setdefault("munet", {})[count] = munet.rss
+                report.own_bytes[count] = own_bytes
+        report.whole_model_bytes = len(_whole_graph_bytes(client, names[0]))
+        if "onnx" in profile.systems:
+            for count in (c for c in profile.memory_counts if c not in report.memory.get("onnx", {})):
+                logger.info("baseline onnx: memory with %d tasks", count)
+                with running(start_per_task("onnx", munet.target, names[:count], workdir, profile)) as a:
+                    _load(a, names[:count], images, profile, profile.warmup_s, zipf=0.0)
+                    report.memory.setdefault("onnx", {})[count] = a.rss
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _whole_graph_bytes(client: Client, task: str) -> bytes:
+    from .models import whole_path_graph
+
+    return whole_path_graph(client, task).SerializeToString()
+
+
+def _load(system: System, tasks: list[str], images: Images, profile: Profile, duration: float | None = None,
+          zipf: float | None = None, **options: Any) -> LoadResult:
+    return closed_loop(system.target, tasks, images, concurrency=profile.concurrency,
+                       duration_s=duration or profile.duration_s,
+                       zipf_exponent=profile.zipf_exponent if zipf is None else zipf, **options)
+
+
+def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, tasks: list[str], images: Images,
+             workdir: Path) -> None:
+    """The N-task runs of every system side by side: all servers up at once, closed-loop runs interleaved in
+    `rounds` rounds (median throughput, pooled latencies), then open loop at one rate; then the hot swap."""
+    n = len(tasks)
+    with contextlib.ExitStack() as stack:
+        systems = {"munet": munet}
+        for kind in ("onnx", "torch"):
+            if kind in profile.systems:
+                systems[kind] = stack.enter_context(running(start_per_task(kind, munet.target, tasks, workdir,
+                                                                           profile)))
+        logger.info("measuring %s with %d tasks", ", ".join(systems), n)
+        workloads = [(name, "closed loop", tasks, 1) for name in systems]
+        workloads.append(("munet", "single task", tasks[:1], 1))
+        for k in profile.request_images[1:]:
+            workloads += [(name, f"closed loop, {k} images/request", tasks, k) for name in ("munet", "onnx")
+                          if name in systems]
+        for name, _, load_tasks, k in workloads:
+            _load(systems[name], load_tasks, images, profile, profile.warmup_s, batch=k)
+        rounds: dict[tuple[str, str], list[LoadResult]] = {(name, w): [] for name, w, _, _ in workloads}
+        for _ in range(profile.rounds):
+            for name, workload, load_tasks, k in workloads:
+                result = _load(systems[name], load_tasks, images, profile, profile.duration_s / profile.rounds,
+                               batch=k)
+                rounds[(name, workload)].append(result)
+        for (name, workload), results in rounds.items():
+            report.runs.append(Run.of(name, workload, 1 if workload == "single task" else n, _merged(results)))
+        if "onnx" in systems:
+            report.memory.setdefault("onnx", {})[n] = systems["onnx"].rss
+            closed_a = report.run("onnx", "closed loop")
+            rate = profile.open_rate_fraction * closed_a.throughput_rps if closed_a else 0.0
+            for name, system in systems.items():
+                opened = open_loop(system.target, tasks, images, rate=rate, duration_s=profile.duration_s,
+                                   zipf_exponent=profile.zipf_exponent)
+                report.runs.append(Run.of(name, f"open loop {rate:.0f}/s", n, opened))
+    report.swap = _hot_swap(report, profile, fleet, munet, tasks, images)
+
+
+def _merged(results: list[LoadResult]) -> LoadResult:
+    """Rounds of one workload as one result: the median round's throughput, every latency, every failure."""
+    median = float(np.median([r.throughput for r in results]))
+    merged = LoadResult(seconds=0.0, latencies_ms=[x for r in results for x in r.latencies_ms],
+                        failed=sum(r.failed for r in results))
+    for r in results:
+        merged.per_task.update(r.per_task)
+        merged.errors.extend(r.errors)
+    merged.seconds = len(merged.latencies_ms) / median if median else 0.0  # so that .throughput is the median
+    return merged
+
+
+def _hot_swap(report: Report, profile: Profile, fleet: Fleet, munet: System, tasks: list[str], images: Images
+              ) -> dict[str, Any]:
+    """A closed-loop run during which the most popular task gets a new version every swap interval."""
+    task = tasks[0]
+    swaps = int(profile.swap_duration_s / profile.swap_interval_s) - 1
+    with Client(munet.target, timeout=120) as client:
+        heads = [fleet.new_head(task, k) for k in range(swaps)]
+        first_answer: dict[int, float] = {}
+        lock = threading.Lock()
+
+        def on_answer(t: str, version: int, at: float) -> None:
+            if t == task:
+                with lock:
+                    first_answer.setdefault(version, at)
+
+        published: list[tuple[int, float, float]] = []  # (version, publish started, publish returned)
+
+        def publisher() -> None:
+            time.sleep(profile.swap_interval_s)
+            for head in heads:
+                t0 = time.perf_counter()
+                version = fleet.publish_head(client, task, head)
+                published.append((version.version, t0, time.perf_counter()))
+                time.sleep(max(0.0, profile.swap_interval_s - (time.perf_counter() - t0)))
+
+        thread = threading.Thread(target=publisher)
+        thread.start()
+        result = _load(munet, tasks, images, profile, profile.swap_duration_s, on_answer=on_answer)
+        thread.join()
+    report.runs.append(Run.of("munet", f"hot swap every {profile.swap_interval_s:g} s", len(tasks), result))
+    to_first = [(first_answer[v] - t0) * 1000 for v, t0, _ in published if v in first_answer]
+    publish_ms = [(t1 - t0) * 1000 for _, t0, t1 in published]
+    return {
+        "task": task,
+        "published": len(published),
+        "answered_new_version": len(to_first),
+        "failed": result.failed,
+        "publish_call_ms_median": float(np.median(publish_ms)) if publish_ms else None,
+        "publish_to_first_answer_ms_median": float(np.median(to_first)) if to_first else None,
+        "publish_to_first_answer_ms_max": float(np.max(to_first)) if to_first else None,
+    }
+
