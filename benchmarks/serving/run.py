@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -229,7 +230,7 @@ class Images:
 
     def __call__(self, task: str) -> np.ndarray:
         if task not in self._pools:
-            rng = np.random.default_rng(abs(hash(task)) % 2**32)
+            rng = np.random.default_rng(zlib.crc32(task.encode()))
             self._pools[task] = rng.integers(0, 256, (self.per_task, self.size, self.size, 3), dtype=np.uint8)
         return self._pools[task]
 
