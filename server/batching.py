@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import BatchingConfig
 from .engine import LoadedComponent
 from .errors import ServeError, Unavailable
 from .routes import Route
@@ -37,30 +38,6 @@ from .values import ValueOps
 logger = logging.getLogger(__name__)
 
 __all__ = ["BatchingConfig", "Batcher"]
-
-
-@dataclass(frozen=True)
-class BatchingConfig:
-    """How requests are batched.
-
-    Attributes:
-        max_batch_images: images one component run may take (requests are never split across runs).
-        max_delay_ms: how long a new request may wait at its first component for others to join it (0: never waits;
-            requests that queue while the workers are busy still batch).
-        workers: threads that run component batches (each run uses ONNX Runtime's intra-op threads).
-    """
-
-    max_batch_images: int = 64
-    max_delay_ms: float = 0.0
-    workers: int = 1
-
-    def __post_init__(self) -> None:
-        if self.max_batch_images < 1:
-            raise ValueError(f"max_batch_images must be >= 1, got {self.max_batch_images}")
-        if not 0 <= self.max_delay_ms <= 1000:
-            raise ValueError(f"max_delay_ms must be in [0, 1000], got {self.max_delay_ms}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
 
 
 @dataclass(eq=False)

@@ -9,6 +9,30 @@ MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
+class BatchingConfig:
+    """How requests are batched.
+
+    Attributes:
+        max_batch_images: images one component run may take (requests are never split across runs).
+        max_delay_ms: how long a new request may wait at its first component for others to join it (0: never waits;
+            requests that queue while the workers are busy still batch).
+        workers: threads that run component batches (each run uses ONNX Runtime's intra-op threads).
+    """
+
+    max_batch_images: int = 64
+    max_delay_ms: float = 0.0
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_batch_images < 1:
+            raise ValueError(f"max_batch_images must be >= 1, got {self.max_batch_images}")
+        if not 0 <= self.max_delay_ms <= 1000:
+            raise ValueError(f"max_delay_ms must be in [0, 1000], got {self.max_delay_ms}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Settings of one server process.
 
@@ -42,10 +66,16 @@ class ServerConfig:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         for name in ("max_workers", "max_message_bytes", "max_images_per_request", "max_dataset_bytes",
-                     "max_upload_bytes", "max_status_bytes", "max_batch_images", "batch_workers"):
+                     "max_upload_bytes", "max_status_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
-        if not 0 <= self.batch_delay_ms <= 1000:
-            raise ValueError(f"batch_delay_ms must be in [0, 1000], got {self.batch_delay_ms}")
         if self.intra_op_threads < 0:
             raise ValueError("intra_op_threads must be >= 0")
+        try:
+            _ = self.batching
+        except ValueError as e:
+            raise ValueError(f"bad batching setting (max_batch_images / batch_delay_ms / batch_workers): {e}") from e
+
+    @property
+    def batching(self) -> BatchingConfig:
+        return BatchingConfig(self.max_batch_images, self.batch_delay_ms, self.batch_workers)

@@ -27,7 +27,7 @@ from munet_serve.structs import from_struct
 
 from . import codec
 from .accounting import ParamAccount, account
-from .batching import Batcher, BatchingConfig
+from .batching import Batcher
 from .config import ServerConfig
 from .datasets import DatasetBuilder, SplitPolicy
 from .engine import LoadedComponent, OrtEnvironment, SessionPool, check_loadable, release_free_heap
@@ -71,8 +71,7 @@ class ServeCore:
         self.events = EventHub()
         self._changes = threading.RLock()
         self._load_errors: dict[str, str] = {}
-        batching = BatchingConfig(config.max_batch_images, config.batch_delay_ms, config.batch_workers)
-        self.batcher = Batcher(batching, value_ops(env), self._observe_batch)
+        self.batcher = Batcher(config.batching, value_ops(env), self._observe_batch)
 
     def start(self) -> None:
         """Loads the current version of every task, so a restarted server serves exactly what was current."""

@@ -115,7 +115,6 @@ class Fleet:
         torch.nn.init.normal_(head.fc.weight, std=0.02, generator=torch.Generator().manual_seed(spec.seed))
         head_artifact = export_component(head, fresh_lineage("fleet", "head"))
         self._templates["head"] = (head, head_artifact.onnx or b"")
-        self._heads = 0
 
     @property
     def image_size(self) -> int:

@@ -250,14 +250,14 @@ def run(profile: Profile, workdir: Path | None = None) -> Report:
         munet = stack.enter_context(running(start_munet(workdir, profile)))
         client = stack.enter_context(Client(munet.target, timeout=600))
         fleet.upload_root(client)
-        own_bytes = 0
+        own_bytes, published = 0, 0
         root_ids = {a.id for a in fleet.root_artifacts}
         for count in sorted({*profile.memory_counts, 1, profile.tasks}):
-            while len(client.list_tasks()) < count:
-                index = len(client.list_tasks())
+            for index in range(published, count):
                 version = fleet.add_task(client, names[index], index)
                 owned = [c.id for c in version.components if c.id not in root_ids]
                 own_bytes += sum(i.onnx_bytes for i in client.list_components(owned))
+            published = count
             tasks = names[:count]
             logger.info("munet-serve: %d tasks published", count)
             _load(munet, tasks, images, profile, profile.warmup_s, zipf=0.0)  # every task's sessions warm
