@@ -10,6 +10,8 @@ import onnx
 import pytest
 import torch
 
+from benchmarks.serving.fleet import top_block
+from benchmarks.serving.headroom import BatchCost, compute_ceiling
 from benchmarks.serving.load import closed_loop, zipf_weights
 from benchmarks.serving.models import current_version, eager_path_module, whole_path_graph
 from munet_serve.clients import Client
@@ -75,6 +77,29 @@ def test_closed_loop_load_over_grpc_counts_every_request(
     assert summary["throughput_rps"] > 0 and summary["p50_ms"] <= summary["p99_ms"] <= summary["p99.9_ms"]
 
 
+def test_batch_cost_interpolates_and_bounds_the_gain() -> None:
+    # a run costs 8 ms + 2 ms per image: 10 ms/image alone, 2.125 ms/image at 64
+    sizes = (1, 2, 4, 8, 16, 32, 64)
+    cost = BatchCost(sizes, tuple(8.0 + 2.0 * b for b in sizes), threads=1)
+    assert cost.ms_per_image(1) == pytest.approx(10.0)
+    assert cost.ms_per_image(3) == pytest.approx((8 + 6) / 3)  # between measured sizes, exact for an affine cost
+    assert cost.best(64) == (64, pytest.approx(2.125)) and cost.best(16) == (16, pytest.approx(2.5))
+    # A at a mean batch of 4 costs 4 ms/image; the best batch 2.125: at most 1.88x from batching
+    assert compute_ceiling(cost, 4.0, 64) == pytest.approx(4.0 / 2.125)
+    assert compute_ceiling(cost, 0.5, 64) == pytest.approx(10.0 / 2.125)  # below the smallest size: batch 1
+    # both also pay 2 ms per request outside the model: (2 + 4) / (2 + 2.125)
+    assert compute_ceiling(cost, 4.0, 64, overhead_ms=2.0) == pytest.approx(6.0 / 4.125)
+    with pytest.raises(ValueError, match="outside"):
+        cost.ms_per_image(100)
+
+
+def test_the_fleet_clones_the_last_block_in_execution_order() -> None:
+    names = ["embedding", "cls", "posembed_input", *(f"encoderblock_{i}" for i in range(12)), "encoder_norm"]
+    assert top_block(names) == "encoderblock_11"  # not encoderblock_9, the largest name as a string
+    with pytest.raises(ValueError, match="no encoder block"):
+        top_block(["embedding", "head"])
+
+
 def test_zipf_weights() -> None:
     w = zipf_weights(4, 1.0)
     np.testing.assert_allclose(w, np.array([1, 1 / 2, 1 / 3, 1 / 4]) / (25 / 12))
@@ -105,6 +130,16 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
     assert report.own_bytes[1] < report.own_bytes[2] < report.own_bytes[3]
     assert report.swap["failed"] == 0 and report.swap["published"] >= 2
     assert report.swap["answered_new_version"] >= 1
+    closed = {r.system: r for r in report.runs if r.workload == "closed loop"}
+    assert closed["munet"].images_per_run("embedding") >= 1 and closed["munet"].images_per_run("head") >= 1
+    assert closed["onnx"].images_per_run("whole_path") >= 1 and "embedding" not in closed["onnx"].batches
+    runs, images = closed["munet"].batches["embedding"]
+    assert images == closed["munet"].requests  # one image per request, each through the embedding once
+    cost = report.batch_cost
+    assert cost is not None and cost.batch_sizes[0] == 1 and all(ms > 0 for ms in cost.ms_per_run)
     data = json.loads(json_path.read_text())
-    assert set(data["ratios"]) >= {"throughput_vs_A", "throughput_vs_single_task", "memory_added_vs_own_bytes"}
+    assert set(data["ratios"]) >= {"throughput_vs_A", "throughput_vs_single_task", "memory_added_vs_own_bytes",
+                                   "A_images_per_run", "compute_ceiling_vs_A"}
+    assert data["ratios"]["compute_ceiling_vs_A"] >= data["ratios"]["ceiling_vs_A_with_overhead"] > 0
+    assert all(r.server_cpu_ms and r.server_cpu_ms > 0 for r in closed.values())
     assert "| munet-serve | closed loop | 3 |" in md_path.read_text()

@@ -41,7 +41,7 @@ from munet_serve.imaging import InputSpec
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Fleet", "FleetSpec", "reweighted"]
+__all__ = ["Fleet", "FleetSpec", "reweighted", "top_block"]
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,14 @@ def reweighted(module: Component, onnx_bytes: bytes, lineage: dict, seed: int, s
     return ComponentArtifact.create(serialize_weights(clone, lineage), graph, error), clone.eval()
 
 
+def top_block(names: list[str]) -> str:
+    """The last encoder block of a path's slot names in execution order (encoderblock_11 comes after _9)."""
+    blocks = [n for n in names if n.startswith("encoderblock_")]
+    if not blocks:
+        raise ValueError(f"no encoder block among {names}")
+    return blocks[-1]
+
+
 class Fleet:
     """Builds the root once, then publishes tasks on any server: `upload_root`, `add_task`, `new_head`."""
 
@@ -105,7 +113,7 @@ class Fleet:
         self._root_config = built.describe()
         self.root_artifacts = [export_component(m, root_lineage(n)) for n, m in built.components]
         modules = dict(built.components)
-        self._top = max(n for n in self.names if n.startswith("encoderblock_"))
+        self._top = top_block(self.names)
         self._templates: dict[str, tuple[Component, bytes]] = {}
         for name in (self._top, "encoder_norm"):
             index = self.names.index(name)

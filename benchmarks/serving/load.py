@@ -3,7 +3,8 @@
 - Closed loop: C client threads, each with its own channel, send one Predict of `batch` images at the task's input
   size, wait for the answer and repeat until the duration ends.
 - Open loop: requests start at Poisson arrival times at a target rate whether or not earlier ones were answered
-  (asyncio client), so queueing shows up in the latencies instead of slowing the sender down.
+  (asyncio client), so queueing shows up in the latencies instead of slowing the sender down; a request's latency
+  counts from its scheduled arrival, not from when the sender got to it (no coordinated omission).
 
 Latencies are measured per request; any error counts as a failed request (and its message is kept). An optional
 `on_answer(task, version, seconds)` hook sees every answer (the hot-swap measurement uses it).
@@ -177,10 +178,10 @@ async def _open_loop(
             task = tasks[int(picks[i])]
             pool = pools[task]
             rows = [(i * batch + k) % len(pool) for k in range(batch)]
-            delay = began + float(starts[i]) - time.perf_counter()
+            t0 = began + float(starts[i])  # latency counts from the scheduled time: a late send is the load's delay
+            delay = t0 - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            t0 = time.perf_counter()
             try:
                 await clients[i % channels].predict_batch(task, pool[rows], top_k=1)
             except Exception as e:  # noqa: BLE001 - every failure counts

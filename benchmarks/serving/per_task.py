@@ -30,12 +30,15 @@ from munet_serve.proto.v1 import inference_pb2, inference_pb2_grpc
 from munet_serve.server import codec
 from munet_serve.server.batching import Batcher, BatchingConfig
 from munet_serve.server.engine import LoadedComponent, OrtEnvironment, ort_environment
+from munet_serve.server.metrics import ServerMetrics
 from munet_serve.server.routes import Route
 from munet_serve.server.values import HostValues
 
 from .models import ComponentCache, current_version, eager_path_module, whole_path_graph
 
 logger = logging.getLogger(__name__)
+
+WHOLE_PATH = "whole_path"  # the component kind label of a baseline's runs in munet_batch_images
 
 
 class _Port:
@@ -118,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-workers", type=int, default=1, help="threads running batches")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--max-workers", type=int, default=64, help="gRPC worker threads")
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics (munet_batch_images) here")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     env = ort_environment(args.device, args.threads)
@@ -127,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads or torch.get_num_threads())
     started = time.perf_counter()
     routes = load_routes(args.kind, args.source, args.tasks.split(","), env, args.device)
-    batcher = Batcher(BatchingConfig(args.max_batch, args.batch_delay_ms, args.batch_workers), HostValues())
+    metrics = ServerMetrics()
+    batcher = Batcher(BatchingConfig(args.max_batch, args.batch_delay_ms, args.batch_workers), HostValues(),
+                      lambda _model, _tasks, images: metrics.batch_images.labels(WHOLE_PATH).observe(images))
+    if args.metrics_port is not None:
+        metrics.serve_http("127.0.0.1", args.metrics_port)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.max_workers))
     inference_pb2_grpc.add_InferenceServicer_to_server(PerTaskInference(routes, batcher), server)
     server.add_insecure_port(f"127.0.0.1:{args.port}")

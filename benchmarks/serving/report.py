@@ -8,6 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .headroom import a_ms_per_image, compute_ceiling
+from .per_task import WHOLE_PATH
 from .run import Report
 
 SYSTEMS = {"munet": "munet-serve", "onnx": "A: ONNX Runtime, model per task", "torch": "B: PyTorch eager, per task"}
@@ -36,6 +38,18 @@ def ratios(report: Report) -> dict[str, float | None]:
             base = report.run("onnx", run.workload)
             k = run.workload.split(", ")[1].split(" ")[0]
             out[f"throughput_vs_A_{k}_images_per_request"] = run.throughput_rps / base.throughput_rps if base else None
+    a_batch = report.run("onnx", "closed loop")
+    a_mean = a_batch.images_per_run(WHOLE_PATH) if a_batch else None
+    out["A_images_per_run"] = a_mean
+    if report.batch_cost is not None and a_mean:
+        cost, max_batch = report.batch_cost, int(report.profile["max_batch"])
+        out["compute_ceiling_vs_A"] = compute_ceiling(cost, a_mean, max_batch)
+        if a_batch and a_batch.server_cpu_ms:
+            # what A's server spends per request beyond its model's arithmetic (gRPC, decoding, scheduling), which
+            # munet-serve pays as well: with it, the most that batching every component at the best size can give
+            overhead = max(0.0, a_batch.server_cpu_ms - a_ms_per_image(cost, a_mean))
+            out["A_overhead_ms_per_request"] = overhead
+            out["ceiling_vs_A_with_overhead"] = compute_ceiling(cost, a_mean, max_batch, overhead)
     swap = next((r for r in report.runs if r.workload.startswith("hot swap")), None)
     out["swap_p99_vs_steady"] = swap.p99_ms / p99_m if swap and p99_m else None
     counts = sorted(report.memory.get("munet", {}))
@@ -68,6 +82,7 @@ def markdown(report: Report) -> str:
             f"| {_ratio(r.throughput_rps, base.throughput_rps if base else None)} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
             f"| {r.p999_ms:.1f} |"
         )
+    lines += _batch_lines(report)
     munet_mem, a_mem = report.memory.get("munet", {}), report.memory.get("onnx", {})
     lines += ["", "| tasks | munet-serve RSS (MiB) | own components of its tasks (MiB) | A RSS (MiB) |",
               "|---:|---:|---:|---:|"]
@@ -90,6 +105,31 @@ def markdown(report: Report) -> str:
             f"(max {s['publish_to_first_answer_ms_max'] or float('nan'):.0f} ms)."
         )
     return "\n".join(lines) + "\n"
+
+
+def _batch_lines(report: Report) -> list[str]:
+    """Mean images per component run, by kind, in each closed-loop workload; and the batch-cost curve."""
+    kinds = sorted({k for r in report.runs for k in r.batches}, key=lambda k: (k == WHOLE_PATH, k))
+    lines: list[str] = []
+    runs = [r for r in report.runs if r.batches]
+    if runs:
+        lines += ["", "Images per component run (mean), by component kind, and the server's CPU time per request:", "",
+                  f"| system | workload | {' | '.join(kinds)} | server CPU ms/request |",
+                  "|---|---|" + "---:|" * (len(kinds) + 1)]
+        for r in runs:
+            cells = [f"{v:.1f}" if (v := r.images_per_run(k)) is not None else "" for k in kinds]
+            cpu = f"{r.server_cpu_ms:.2f}" if r.server_cpu_ms is not None else "-"
+            lines.append(f"| {SYSTEMS[r.system]} | {r.workload} | {' | '.join(cells)} | {cpu} |")
+    cost = report.batch_cost
+    if cost is not None:
+        best_batch, best = cost.best(int(report.profile["max_batch"]))
+        lines += ["", f"One task's whole path, ms per image at each batch size ({cost.threads} intra-op thread; the "
+                      f"best is {best:.2f} ms at batch {best_batch}):", "",
+                  "| batch | " + " | ".join(str(b) for b in cost.batch_sizes) + " |",
+                  "|---|" + "---:|" * len(cost.batch_sizes),
+                  "| ms/image | " + " | ".join(f"{ms / b:.2f}" for b, ms in zip(cost.batch_sizes, cost.ms_per_run,
+                                                                             strict=True)) + " |"]
+    return lines
 
 
 def write(report: Report, out_dir: Path, name: str) -> tuple[Path, Path]:

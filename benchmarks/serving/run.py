@@ -8,19 +8,23 @@ Every system runs in its own process behind the same Predict RPC, and one load g
 Measured: closed-loop throughput and latency with N tasks under Zipf traffic; the same traffic sent to a single task;
 open-loop latency at one rate for every system (a fraction of baseline A's closed-loop throughput); resident memory
 with 1, 4, 16 and 64 tasks for munet-serve and baseline A; and a hot swap every second under load. Ratios are taken
-to baseline A within the run.
+to baseline A within the run. Each closed-loop run also records the mean images per component run, by component
+kind, from each server's munet_batch_images metric, and the server's CPU time per request; and one task's whole path
+is timed at every batch size, which bounds what batching can gain on this machine (headroom.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -29,11 +33,13 @@ from typing import Any
 
 import grpc
 import numpy as np
+from prometheus_client.parser import text_string_to_metric_families
 
 from munet_serve.clients import Client
 from munet_serve.evolver.config import RootConfig, root_preset
 
 from .fleet import Fleet, FleetSpec
+from .headroom import BatchCost, measure_apart
 from .load import LoadResult, closed_loop, open_loop
 
 logger = logging.getLogger(__name__)
@@ -61,6 +67,7 @@ class Profile:
             they wait, which on 2 cores takes the CPU from the gRPC threads.
         request_images: images per request of the closed-loop runs; the first is the main workload (and the
             open loop's), the others add a closed-loop run of munet-serve and baseline A each.
+        headroom_s: seconds of timing one task's whole path at each batch size (headroom.py).
         rounds: the closed-loop runs are split into this many rounds, interleaved between the systems (the
             machine's speed drifts; each system's throughput is the median over its rounds).
     """
@@ -84,6 +91,7 @@ class Profile:
     batch_delay_ms: float = 0.0
     threads: int = 1
     batch_workers: int = 2
+    headroom_s: float = 0.8
 
 
 # The default root's architecture (DINOv2 ViT-S/14 at 28 px, evolver preset dinov2-s14-imgfocus), randomly
@@ -96,7 +104,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile("full", _S14, duration_s=60.0, swap_duration_s=60.0, concurrency=64),
     "gpu": Profile("gpu", _B16, device="cuda", concurrency=64, duration_s=30.0, swap_duration_s=30.0),
     "mini": Profile("mini", root_preset("tiny-test"), tasks=3, memory_counts=(1, 2, 3), concurrency=4,
-                    duration_s=1.5, warmup_s=0.5, swap_duration_s=2.5, swap_interval_s=0.5, rounds=2),
+                    duration_s=1.5, warmup_s=0.5, swap_duration_s=2.5, swap_interval_s=0.5, rounds=2, headroom_s=0.1),
 }
 
 
@@ -123,6 +131,23 @@ class System:
     process: subprocess.Popen
     target: str
     log: Path
+    metrics_url: str
+
+    def batch_counts(self) -> dict[str, tuple[float, float]]:
+        """Component runs and the images they took so far, by component kind (the munet_batch_images histogram)."""
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as response:
+            text = response.read().decode()
+        counts: dict[str, list[float]] = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != "munet_batch_images":
+                continue
+            for sample in family.samples:
+                kind = sample.labels.get("kind", "")
+                if sample.name.endswith("_count"):
+                    counts.setdefault(kind, [0.0, 0.0])[0] = sample.value
+                elif sample.name.endswith("_sum"):
+                    counts.setdefault(kind, [0.0, 0.0])[1] = sample.value
+        return {kind: (runs, images) for kind, (runs, images) in counts.items()}
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -136,12 +161,17 @@ class System:
     def rss(self) -> int:
         return rss_bytes(self.process.pid)
 
+    def cpu_seconds(self) -> float:
+        """CPU time the server process has used (user + system, all threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def _start(name: str, args: list[str], workdir: Path, ready_s: float = 600.0) -> System:
-    port = _free_port()
+    port, metrics_port = _free_port(), _free_port()
     log = workdir / f"{name}.log"
-    process = subprocess.Popen([sys.executable, *args, "--port", str(port)], stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, *args, "--port", str(port), "--metrics-port", str(metrics_port)],
+                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
     target = f"127.0.0.1:{port}"
     deadline = time.monotonic() + ready_s
     while True:
@@ -150,7 +180,7 @@ def _start(name: str, args: list[str], workdir: Path, ready_s: float = 600.0) ->
         try:
             with grpc.insecure_channel(target) as channel:
                 grpc.channel_ready_future(channel).result(timeout=1)
-            return System(name, process, target, log)
+            return System(name, process, target, log, f"http://127.0.0.1:{metrics_port}/metrics")
         except grpc.FutureTimeoutError:
             if time.monotonic() > deadline:
                 process.kill()
@@ -199,6 +229,12 @@ class Run:
     p99_ms: float
     p999_ms: float
     errors: list[str] = field(default_factory=list)
+    batches: dict[str, tuple[float, float]] = field(default_factory=dict)  # kind -> (component runs, images)
+    server_cpu_ms: float | None = None  # the server process's CPU time per answered request
+
+    def images_per_run(self, kind: str) -> float | None:
+        runs, images = self.batches.get(kind, (0.0, 0.0))
+        return images / runs if runs else None
 
     @classmethod
     def of(cls, system: str, workload: str, tasks: int, result: LoadResult) -> Run:
@@ -214,6 +250,7 @@ class Report:
     memory: dict[str, dict[int, int]] = field(default_factory=dict)  # system -> tasks -> RSS bytes
     own_bytes: dict[int, int] = field(default_factory=dict)  # task count -> bytes of components tasks own, summed
     whole_model_bytes: int = 0  # one task's whole path as one graph
+    batch_cost: BatchCost | None = None  # that graph's run time at each batch size (headroom.py)
     swap: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -266,13 +303,17 @@ def run(profile: Profile, workdir: Path | None = None) -> Report:
             if count in profile.memory_counts:
                 report.memory.setdefault("munet", {})[count] = munet.rss
                 report.own_bytes[count] = own_bytes
-        report.whole_model_bytes = len(_whole_graph_bytes(client, names[0]))
+        whole = _whole_graph_bytes(client, names[0])
+        report.whole_model_bytes = len(whole)
         if "onnx" in profile.systems:
             for count in (c for c in profile.memory_counts if c not in report.memory.get("onnx", {})):
                 logger.info("baseline onnx: memory with %d tasks", count)
                 with running(start_per_task("onnx", munet.target, names[:count], workdir, profile)) as a:
                     _load(a, names[:count], images, profile, profile.warmup_s, zipf=0.0)
                     report.memory.setdefault("onnx", {})[count] = a.rss
+        logger.info("timing one task's whole path at each batch size")
+        report.batch_cost = measure_apart(whole, (3, fleet.image_size, fleet.image_size), profile.threads,
+                                          profile.headroom_s)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -310,13 +351,26 @@ def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, task
         for name, _, load_tasks, k in workloads:
             _load(systems[name], load_tasks, images, profile, profile.warmup_s, batch=k)
         rounds: dict[tuple[str, str], list[LoadResult]] = {(name, w): [] for name, w, _, _ in workloads}
+        batches: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
+        cpu: dict[tuple[str, str], float] = {}
         for _ in range(profile.rounds):
             for name, workload, load_tasks, k in workloads:
+                before, cpu_before = systems[name].batch_counts(), systems[name].cpu_seconds()
                 result = _load(systems[name], load_tasks, images, profile, profile.duration_s / profile.rounds,
                                batch=k)
                 rounds[(name, workload)].append(result)
+                cpu[(name, workload)] = cpu.get((name, workload), 0.0) + systems[name].cpu_seconds() - cpu_before
+                total = batches.setdefault((name, workload), {})
+                for kind, (runs, took) in systems[name].batch_counts().items():
+                    runs0, took0 = before.get(kind, (0.0, 0.0))
+                    sum_runs, sum_took = total.get(kind, (0.0, 0.0))
+                    total[kind] = (sum_runs + runs - runs0, sum_took + took - took0)
         for (name, workload), results in rounds.items():
-            report.runs.append(Run.of(name, workload, 1 if workload == "single task" else n, _merged(results)))
+            run = Run.of(name, workload, 1 if workload == "single task" else n, _merged(results))
+            run.batches = batches[(name, workload)]
+            answered = sum(len(r.latencies_ms) for r in results)
+            run.server_cpu_ms = cpu[(name, workload)] * 1000 / answered if answered else None
+            report.runs.append(run)
         if "onnx" in systems:
             report.memory.setdefault("onnx", {})[n] = systems["onnx"].rss
             closed_a = report.run("onnx", "closed loop")
