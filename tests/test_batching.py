@@ -169,6 +169,63 @@ def test_the_oldest_request_runs_first_so_a_rare_task_is_not_starved(routes: dic
     assert sorted(embedding_batches[1]) == ["frequent"] * 12 + ["rare"]  # ... after sharing the body with them
 
 
+def _cloned_route(routes: dict[str, Route]) -> tuple[Route, Route, int]:
+    """'frequent' and a route 'cloned' that runs its own copy of the first block (a distinct component id on the same
+    session) and the shared blocks after it, with the rare task's head; and the index of that block."""
+    frequent = routes["frequent"]
+    index = next(i for i, c in enumerate(frequent.components) if c.kind.value == "encoder_block")
+    block = frequent.components[index]
+    clone = LoadedComponent(f"clone-of-{block.id}", block.kind, block.session)
+    tail = (*frequent.components[index + 1:-1], routes["rare"].components[-1])
+    return frequent, Route("cloned", 1, routes["rare"].labels, frequent.input,
+                           (*frequent.components[:index], clone, *tail)), index
+
+
+class RunLog:
+    """Batch observer keeping (component id, sorted tasks) of every run."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, list[str]]] = []
+
+    def __call__(self, component: LoadedComponent, tasks: list[str], images: int) -> None:
+        self.runs.append((component.id, sorted(tasks)))
+
+
+def _check_answers(out: dict[str, Any], routes: dict[str, Route], seeds: dict[str, int]) -> None:
+    for name, got in out.items():
+        assert isinstance(got, np.ndarray), (name, got)
+        np.testing.assert_allclose(got, routes[name].run(_images(1, seeds[name])), rtol=1e-5, atol=1e-5)
+
+
+def test_parts_of_a_wave_join_again_after_a_cloned_block(routes: dict[str, Route]) -> None:
+    """The wave splits at the first block ('cloned' runs its own copy) and its parts must run the next shared block
+    together, not one after the other: the part that is behind goes first."""
+    frequent, cloned, index = _cloned_route(routes)
+    ops, log = GatedOps(), RunLog()
+    batcher = Batcher(BatchingConfig(max_batch_images=64, max_delay_ms=0), ops, log)
+    out: dict[str, Any] = {}
+    by_name, seeds = {"busy": frequent}, {"busy": 0}
+    try:
+        threads = [_start(batcher, frequent, _images(1, 0), out, "busy")]
+        assert ops.started.wait(30)  # the worker is held: the next requests queue as one wave
+        for i in range(6):
+            name = f"{'cloned' if i % 2 else 'frequent'}{i}"
+            by_name[name], seeds[name] = cloned if i % 2 else frequent, 10 + i
+            threads.append(_start(batcher, by_name[name], _images(1, seeds[name]), out, name))
+            time.sleep(0.01)
+        time.sleep(0.2)
+        ops.gate.set()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        batcher.close()
+    _check_answers(out, by_name, seeds)
+    block, clone, after = frequent.components[index], cloned.components[index], frequent.components[index + 1]
+    wave = ["cloned"] * 3 + ["frequent"] * 3
+    assert (block.id, ["frequent"] * 3) in log.runs and (clone.id, ["cloned"] * 3) in log.runs  # the wave split ...
+    assert [r for r in log.runs if r[0] == after.id and r[1] != ["frequent"]] == [(after.id, wave)]  # ... and joined
+
+
 def test_a_failing_component_fails_every_request_of_its_batch_and_the_batcher_goes_on(
     routes: dict[str, Route],
 ) -> None:

@@ -34,6 +34,7 @@ class BatchCost:
     batch_sizes: tuple[int, ...]
     ms_per_run: tuple[float, ...]
     threads: int
+    device: str = "cpu"
 
     def ms_per_image(self, batch: float) -> float:
         """Per-image cost at a (possibly fractional, e.g. mean) batch size, the run time interpolated linearly."""
@@ -49,13 +50,15 @@ class BatchCost:
 
 
 def measure(graph: bytes, image_shape: tuple[int, int, int], batch_sizes: tuple[int, ...] = BATCH_SIZES,
-            threads: int = 1, seconds: float = 0.8) -> BatchCost:
-    """Times `graph` (input [N, *image_shape]) at each batch size for about `seconds` each, after two warm runs."""
+            threads: int = 1, seconds: float = 0.8, device: str = "cpu") -> BatchCost:
+    """Times `graph` (input [N, *image_shape]) at each batch size for about `seconds` each, after two warm runs, on
+    the CPU or with the CUDA execution provider (inputs copied from the host, as a server's requests are)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+    session = ort.InferenceSession(graph, options, providers=providers)
     name = session.get_inputs()[0].name
     rng = np.random.default_rng(0)
     medians = []
@@ -70,11 +73,11 @@ def measure(graph: bytes, image_shape: tuple[int, int, int], batch_sizes: tuple[
             session.run(None, {name: x})
             times.append((time.perf_counter() - t0) * 1000)
         medians.append(float(np.median(times)))
-    return BatchCost(tuple(batch_sizes), tuple(medians), threads)
+    return BatchCost(tuple(batch_sizes), tuple(medians), threads, device)
 
 
-def measure_apart(graph: bytes, image_shape: tuple[int, int, int], threads: int = 1, seconds: float = 0.8
-                  ) -> BatchCost:
+def measure_apart(graph: bytes, image_shape: tuple[int, int, int], threads: int = 1, seconds: float = 0.8,
+                  device: str = "cpu") -> BatchCost:
     """`measure` in a fresh process (`python -m benchmarks.serving.headroom`): its sessions get their own threads,
     which ONNX Runtime refuses in a process that already set up a global thread pool (as a server does)."""
     with tempfile.TemporaryDirectory(prefix="munet-headroom-") as tmp:
@@ -82,13 +85,13 @@ def measure_apart(graph: bytes, image_shape: tuple[int, int, int], threads: int 
         path.write_bytes(graph)
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks.serving.headroom", str(path), "--shape", *map(str, image_shape),
-             "--threads", str(threads), "--seconds", str(seconds)],
+             "--threads", str(threads), "--seconds", str(seconds), "--device", device],
             capture_output=True, text=True, check=False, timeout=600,
         )
     if done.returncode != 0:
         raise RuntimeError(f"timing the batch sizes failed (exit code {done.returncode}): {done.stderr[-2000:]}")
     data = json.loads(done.stdout)
-    return BatchCost(tuple(data["batch_sizes"]), tuple(data["ms_per_run"]), int(data["threads"]))
+    return BatchCost(tuple(data["batch_sizes"]), tuple(data["ms_per_run"]), int(data["threads"]), data["device"])
 
 
 def compute_ceiling(cost: BatchCost, a_mean_batch: float, max_batch: int, overhead_ms: float = 0.0) -> float:
@@ -111,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", type=int, nargs=3, required=True, metavar=("C", "H", "W"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=0.8, help="timing per batch size")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
-    cost = measure(args.graph.read_bytes(), tuple(args.shape), threads=args.threads, seconds=args.seconds)
+    cost = measure(args.graph.read_bytes(), tuple(args.shape), threads=args.threads, seconds=args.seconds,
+                   device=args.device)
     print(json.dumps(asdict(cost)))
     return 0
 

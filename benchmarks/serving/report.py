@@ -123,8 +123,8 @@ def _batch_lines(report: Report) -> list[str]:
     cost = report.batch_cost
     if cost is not None:
         best_batch, best = cost.best(int(report.profile["max_batch"]))
-        lines += ["", f"One task's whole path, ms per image at each batch size ({cost.threads} intra-op thread; the "
-                      f"best is {best:.2f} ms at batch {best_batch}):", "",
+        lines += ["", f"One task's whole path, ms per image at each batch size ({cost.device}, {cost.threads} intra-op "
+                      f"thread; the best is {best:.2f} ms at batch {best_batch}):", "",
                   "| batch | " + " | ".join(str(b) for b in cost.batch_sizes) + " |",
                   "|---|" + "---:|" * len(cost.batch_sizes),
                   "| ms/image | " + " | ".join(f"{ms / b:.2f}" for b, ms in zip(cost.batch_sizes, cost.ms_per_run,

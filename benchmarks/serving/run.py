@@ -313,7 +313,7 @@ def run(profile: Profile, workdir: Path | None = None) -> Report:
                     report.memory.setdefault("onnx", {})[count] = a.rss
         logger.info("timing one task's whole path at each batch size")
         report.batch_cost = measure_apart(whole, (3, fleet.image_size, fleet.image_size), profile.threads,
-                                          profile.headroom_s)
+                                          profile.headroom_s, profile.device)
     report.seconds = time.perf_counter() - started
     return report
 
