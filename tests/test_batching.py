@@ -144,6 +144,14 @@ def _start(batcher: Batcher, route: Route, x: np.ndarray, out: dict[str, Any], n
     return thread
 
 
+def _release(ops: GatedOps, threads: list[threading.Thread]) -> None:
+    """Lets the queued requests settle, opens the gate and waits for every request."""
+    time.sleep(0.2)
+    ops.gate.set()
+    for t in threads:
+        t.join(timeout=60)
+
+
 def test_the_oldest_request_runs_first_so_a_rare_task_is_not_starved(routes: dict[str, Route]) -> None:
     ops, recorder = GatedOps(), Recorder()
     batcher = Batcher(BatchingConfig(max_batch_images=64, max_delay_ms=0), ops, recorder)
@@ -155,10 +163,7 @@ def test_the_oldest_request_runs_first_so_a_rare_task_is_not_starved(routes: dic
         time.sleep(0.05)
         for i in range(12):  # frequent traffic that arrives after the rare request
             threads.append(_start(batcher, routes["frequent"], _images(1, 10 + i), out, f"f{i}"))
-        time.sleep(0.2)
-        ops.gate.set()
-        for t in threads:
-            t.join(timeout=60)
+        _release(ops, threads)
     finally:
         batcher.close()
     assert all(isinstance(v, np.ndarray) for v in out.values()), out
@@ -213,10 +218,7 @@ def test_parts_of_a_wave_join_again_after_a_cloned_block(routes: dict[str, Route
             by_name[name], seeds[name] = cloned if i % 2 else frequent, 10 + i
             threads.append(_start(batcher, by_name[name], _images(1, seeds[name]), out, name))
             time.sleep(0.01)
-        time.sleep(0.2)
-        ops.gate.set()
-        for t in threads:
-            t.join(timeout=60)
+        _release(ops, threads)
     finally:
         batcher.close()
     _check_answers(out, by_name, seeds)
