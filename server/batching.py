@@ -14,10 +14,9 @@ The schedule:
   frequent ones: at most the jobs that arrived before it run ahead of it.
 - Where paths part for a few components and join again (a task that cloned a middle block), the parts of one wave of
   requests would otherwise run the shared components after the join one after the other. So before a component
-  runs, a waiting part that will reach it within `CATCH_UP_STEPS` runs and holds no job younger than the batch's
-  youngest goes first, and the parts run the joined component together. A part is let ahead of a batch only if its
-  oldest job arrived no later than the batch's youngest, and only for a few runs. (A part that another worker is running is not waited for:
-  on 2 cores the idle worker cost more than the larger batch saved.)
+  runs, a waiting part that will reach it within `CATCH_UP_STEPS` runs goes first if its oldest job arrived no
+  later than the batch's youngest, and the parts run the joined component together. (A part that another worker is
+  running is not waited for: on 2 cores the idle worker cost more than the larger batch saved.)
 - A request carrying more images than `max_batch_images` runs as one batch of its own.
 
 A job holds its route to the end, so a hot swap never changes a request midway (routes.py).

@@ -116,7 +116,8 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
     from benchmarks.serving.report import write
     from benchmarks.serving.run import PROFILES, run
 
-    profile = dataclasses.replace(PROFILES["mini"], duration_s=1.0, warmup_s=0.3, swap_duration_s=2.0)
+    profile = dataclasses.replace(PROFILES["mini"], duration_s=1.0, warmup_s=0.3, swap_duration_s=2.0,
+                                  small_swap_root=PROFILES["mini"].root)
     report = run(profile, tmp_path / "work")
     json_path, md_path = write(report, tmp_path / "results", "mini")
 
@@ -130,6 +131,11 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
     assert report.own_bytes[1] < report.own_bytes[2] < report.own_bytes[3]
     assert report.swap["failed"] == 0 and report.swap["published"] >= 2
     assert report.swap["answered_new_version"] >= 1
+    small = report.small_swap  # measured again in a server of its own
+    assert small["failed"] == 0 and small["answered_new_version"] >= 1 and small["root"] == profile.root.model
+    assert {"steady between swaps", "hot swap every 0.5 s", "small root, steady between swaps",
+            "small root, hot swap every 0.5 s"} <= {r.workload for r in report.runs}
+    assert report.swap["p99_swapping_ms"] > 0 and report.swap["p99_steady_ms"] > 0
     closed = {r.system: r for r in report.runs if r.workload == "closed loop"}
     assert closed["munet"].images_per_run("embedding") >= 1 and closed["munet"].images_per_run("head") >= 1
     assert closed["onnx"].images_per_run("whole_path") >= 1 and "embedding" not in closed["onnx"].batches

@@ -50,8 +50,9 @@ def ratios(report: Report) -> dict[str, float | None]:
             overhead = max(0.0, a_batch.server_cpu_ms - a_ms_per_image(cost, a_mean))
             out["A_overhead_ms_per_request"] = overhead
             out["ceiling_vs_A_with_overhead"] = compute_ceiling(cost, a_mean, max_batch, overhead)
-    swap = next((r for r in report.runs if r.workload.startswith("hot swap")), None)
-    out["swap_p99_vs_steady"] = swap.p99_ms / p99_m if swap and p99_m else None
+    for key, swap in (("swap", report.swap), ("small_root_swap", report.small_swap)):
+        if swap:  # against the steady runs interleaved with the swap runs
+            out[f"{key}_p99_vs_steady"] = swap["p99_swapping_ms"] / swap["p99_steady_ms"]
     counts = sorted(report.memory.get("munet", {}))
     if len(counts) >= 2:
         lo, hi = counts[-2], counts[-1]
@@ -96,14 +97,14 @@ def markdown(report: Report) -> str:
     lines += ["", "| target | measured |", "|---|---:|"]
     for key, value in figures.items():
         lines.append(f"| {key} | {value:.2f} |" if value is not None else f"| {key} | - |")
-    if report.swap:
-        s = report.swap
-        lines.append(
-            f"\nHot swap: {s['published']} versions of `{s['task']}` published under load, {s['failed']} failed "
-            f"requests; publish call median {s['publish_call_ms_median'] or float('nan'):.0f} ms, publish to first "
-            f"answer median {s['publish_to_first_answer_ms_median'] or float('nan'):.0f} ms "
-            f"(max {s['publish_to_first_answer_ms_max'] or float('nan'):.0f} ms)."
-        )
+    for s in (report.swap, report.small_swap):
+        if s:
+            lines.append(
+                f"\nHot swap (root `{s['root']}`): {s['published']} versions of `{s['task']}` published under load, "
+                f"{s['failed']} failed requests; publish call median {s['publish_call_ms_median'] or float('nan'):.0f} "
+                f"ms, publish to first answer median {s['publish_to_first_answer_ms_median'] or float('nan'):.0f} ms "
+                f"(max {s['publish_to_first_answer_ms_max'] or float('nan'):.0f} ms)."
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -7,8 +7,9 @@ Every system runs in its own process behind the same Predict RPC, and one load g
 
 Measured: closed-loop throughput and latency with N tasks under Zipf traffic; the same traffic sent to a single task;
 open-loop latency at one rate for every system (a fraction of baseline A's closed-loop throughput); resident memory
-with 1, 4, 16 and 64 tasks for munet-serve and baseline A; and a hot swap every second under load. Ratios are taken
-to baseline A within the run. Each closed-loop run also records the mean images per component run, by component
+with 1, 4, 16 and 64 tasks for munet-serve and baseline A; and a hot swap every second under load, in rounds
+interleaved with runs without swaps, on the profile's root and again on the small test root. Ratios are taken to
+baseline A within the run. Each closed-loop run also records the mean images per component run, by component
 kind, from each server's munet_batch_images metric, and the server's CPU time per request; and one task's whole path
 is timed at every batch size, which bounds what batching can gain on this machine (headroom.py).
 """
@@ -36,6 +37,7 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from munet_serve.clients import Client
+from munet_serve.clients.types import ComponentArtifact
 from munet_serve.evolver.config import RootConfig, root_preset
 
 from .fleet import Fleet, FleetSpec
@@ -59,7 +61,8 @@ class Profile:
         duration_s: seconds of each measured run (warm-ups are shorter).
         zipf_exponent: traffic of rank k ~ 1 / k^a.
         open_rate_fraction: open-loop rate as a fraction of baseline A's closed-loop throughput.
-        swap_duration_s: seconds of the run during which a version is published every `swap_interval_s`.
+        swap_duration_s: seconds of load during which a version is published every `swap_interval_s` (in `rounds`
+            parts, each after a run of the same length without swaps).
         systems: which of "munet", "onnx" (baseline A), "torch" (baseline B) run.
         max_batch, batch_delay_ms, threads, batch_workers: the batching and threading settings every system gets.
             On 2 cores the best for baseline A (measured: about 1.3x its throughput with one 2-thread worker) and for
@@ -68,6 +71,8 @@ class Profile:
         request_images: images per request of the closed-loop runs; the first is the main workload (and the
             open loop's), the others add a closed-loop run of munet-serve and baseline A each.
         headroom_s: seconds of timing one task's whole path at each batch size (headroom.py).
+        small_swap_root: if set, the hot swap is measured again on a fleet cut from this (small) root, in a server
+            of its own under the same load: the issue's publish-to-first-answer target is for the small test model.
         rounds: the closed-loop runs are split into this many rounds, interleaved between the systems (the
             machine's speed drifts; each system's throughput is the median over its rounds).
     """
@@ -92,6 +97,7 @@ class Profile:
     threads: int = 1
     batch_workers: int = 2
     headroom_s: float = 0.8
+    small_swap_root: RootConfig | None = None
 
 
 # The default root's architecture (DINOv2 ViT-S/14 at 28 px, evolver preset dinov2-s14-imgfocus), randomly
@@ -99,11 +105,13 @@ class Profile:
 _S14 = RootConfig(model="vit_small_patch14_dinov2", image_size=28, random_init=True)
 _B16 = RootConfig(model="vit_base_patch16_224", image_size=224, random_init=True)
 
+_TINY = root_preset("tiny-test")
+
 PROFILES: dict[str, Profile] = {
-    "quick": Profile("quick", _S14),
-    "full": Profile("full", _S14, duration_s=60.0, swap_duration_s=60.0, concurrency=64),
+    "quick": Profile("quick", _S14, small_swap_root=_TINY),
+    "full": Profile("full", _S14, duration_s=60.0, swap_duration_s=60.0, concurrency=64, small_swap_root=_TINY),
     "gpu": Profile("gpu", _B16, device="cuda", concurrency=64, duration_s=30.0, swap_duration_s=30.0),
-    "mini": Profile("mini", root_preset("tiny-test"), tasks=3, memory_counts=(1, 2, 3), concurrency=4,
+    "mini": Profile("mini", _TINY, tasks=3, memory_counts=(1, 2, 3), concurrency=4,
                     duration_s=1.5, warmup_s=0.5, swap_duration_s=2.5, swap_interval_s=0.5, rounds=2, headroom_s=0.1),
 }
 
@@ -252,6 +260,7 @@ class Report:
     whole_model_bytes: int = 0  # one task's whole path as one graph
     batch_cost: BatchCost | None = None  # that graph's run time at each batch size (headroom.py)
     swap: dict[str, Any] = field(default_factory=dict)
+    small_swap: dict[str, Any] = field(default_factory=dict)  # the hot swap on the small root's fleet, if measured
     seconds: float = 0.0
 
     def run(self, system: str, workload: str) -> Run | None:
@@ -314,6 +323,8 @@ def run(profile: Profile, workdir: Path | None = None) -> Report:
         logger.info("timing one task's whole path at each batch size")
         report.batch_cost = measure_apart(whole, (3, fleet.image_size, fleet.image_size), profile.threads,
                                           profile.headroom_s, profile.device)
+        if profile.small_swap_root is not None:
+            report.small_swap = _small_swap(report, profile, profile.small_swap_root, names[:profile.tasks], workdir)
     report.seconds = time.perf_counter() - started
     return report
 
@@ -394,13 +405,35 @@ def _merged(results: list[LoadResult]) -> LoadResult:
     return merged
 
 
-def _hot_swap(report: Report, profile: Profile, fleet: Fleet, munet: System, tasks: list[str], images: Images
-              ) -> dict[str, Any]:
-    """A closed-loop run during which the most popular task gets a new version every swap interval."""
+def _small_swap(report: Report, profile: Profile, root: RootConfig, tasks: list[str], workdir: Path
+                ) -> dict[str, Any]:
+    """The hot swap again with every task's path cut from a small root, in a munet-serve server of its own."""
+    logger.info("hot swap on the small root %s", root.model)
+    fleet = Fleet(FleetSpec(root))
+    images = Images(fleet.image_size)
+    with tempfile.TemporaryDirectory(prefix="munet-small-", dir=workdir) as small_dir:
+        with running(start_munet(Path(small_dir), profile)) as munet, Client(munet.target, timeout=600) as client:
+            fleet.upload_root(client)
+            for index, name in enumerate(tasks):
+                fleet.add_task(client, name, index)
+            _load(munet, tasks, images, profile, profile.warmup_s)
+            return _hot_swap(report, profile, fleet, munet, tasks, images, SMALL_ROOT)
+
+
+HOT_SWAP, STEADY, SMALL_ROOT = "hot swap", "steady between swaps", "small root, "
+
+
+def _hot_swap(report: Report, profile: Profile, fleet: Fleet, munet: System, tasks: list[str], images: Images,
+              prefix: str = "") -> dict[str, Any]:
+    """Closed-loop runs during which the most popular task gets a new version every swap interval, interleaved in
+    `rounds` rounds with runs of the same length without swaps (the steady state their p99 is compared with: this
+    machine's speed drifts too much for a steady run taken minutes earlier). The two Runs are reported as
+    `{prefix}hot swap every ...` and `{prefix}steady between swaps`."""
     task = tasks[0]
-    swaps = int(profile.swap_duration_s / profile.swap_interval_s) - 1
+    segment = profile.swap_duration_s / profile.rounds
+    per_round = max(1, int(segment / profile.swap_interval_s) - 1)
     with Client(munet.target, timeout=120) as client:
-        heads = [fleet.new_head(task, k) for k in range(swaps)]
+        heads = [fleet.new_head(task, k) for k in range(per_round * profile.rounds)]
         first_answer: dict[int, float] = {}
         lock = threading.Lock()
 
@@ -411,26 +444,35 @@ def _hot_swap(report: Report, profile: Profile, fleet: Fleet, munet: System, tas
 
         published: list[tuple[int, float, float]] = []  # (version, publish started, publish returned)
 
-        def publisher() -> None:
-            time.sleep(profile.swap_interval_s)
-            for head in heads:
+        def publisher(batch: list[ComponentArtifact]) -> None:
+            began = time.perf_counter()
+            for k, head in enumerate(batch, 1):
+                time.sleep(max(0.0, began + k * profile.swap_interval_s - time.perf_counter()))
                 t0 = time.perf_counter()
                 version = fleet.publish_head(client, task, head)
                 published.append((version.version, t0, time.perf_counter()))
-                time.sleep(max(0.0, profile.swap_interval_s - (time.perf_counter() - t0)))
 
-        thread = threading.Thread(target=publisher)
-        thread.start()
-        result = _load(munet, tasks, images, profile, profile.swap_duration_s, on_answer=on_answer)
-        thread.join()
-    report.runs.append(Run.of("munet", f"hot swap every {profile.swap_interval_s:g} s", len(tasks), result))
+        steady, swapping = [], []
+        for r in range(profile.rounds):
+            steady.append(_load(munet, tasks, images, profile, segment))
+            thread = threading.Thread(target=publisher, args=(heads[r * per_round:(r + 1) * per_round],))
+            thread.start()
+            swapping.append(_load(munet, tasks, images, profile, segment, on_answer=on_answer))
+            thread.join()
+    steady_run = Run.of("munet", f"{prefix}{STEADY}", len(tasks), _merged(steady))
+    swap_run = Run.of("munet", f"{prefix}{HOT_SWAP} every {profile.swap_interval_s:g} s", len(tasks),
+                      _merged(swapping))
+    report.runs += [steady_run, swap_run]
     to_first = [(first_answer[v] - t0) * 1000 for v, t0, _ in published if v in first_answer]
     publish_ms = [(t1 - t0) * 1000 for _, t0, t1 in published]
     return {
+        "root": fleet.spec.root.model,
         "task": task,
         "published": len(published),
         "answered_new_version": len(to_first),
-        "failed": result.failed,
+        "failed": steady_run.failed + swap_run.failed,
+        "p99_steady_ms": steady_run.p99_ms,
+        "p99_swapping_ms": swap_run.p99_ms,
         "publish_call_ms_median": float(np.median(publish_ms)) if publish_ms else None,
         "publish_to_first_answer_ms_median": float(np.median(to_first)) if to_first else None,
         "publish_to_first_answer_ms_max": float(np.max(to_first)) if to_first else None,
