@@ -405,6 +405,9 @@ def _merged(results: list[LoadResult]) -> LoadResult:
     return merged
 
 
+HOT_SWAP, STEADY, SMALL_ROOT = "hot swap", "steady between swaps", "small root, "  # workload names
+
+
 def _small_swap(report: Report, profile: Profile, root: RootConfig, tasks: list[str], workdir: Path
                 ) -> dict[str, Any]:
     """The hot swap again with every task's path cut from a small root, in a munet-serve server of its own."""
@@ -418,9 +421,6 @@ def _small_swap(report: Report, profile: Profile, root: RootConfig, tasks: list[
                 fleet.add_task(client, name, index)
             _load(munet, tasks, images, profile, profile.warmup_s)
             return _hot_swap(report, profile, fleet, munet, tasks, images, SMALL_ROOT)
-
-
-HOT_SWAP, STEADY, SMALL_ROOT = "hot swap", "steady between swaps", "small root, "
 
 
 def _hot_swap(report: Report, profile: Profile, fleet: Fleet, munet: System, tasks: list[str], images: Images,
