@@ -290,7 +290,8 @@ def event_from_pb(e: tasks_pb2.TaskEvent) -> TaskEvent:
 def serving_info_from_pb(s: inference_pb2.ServingInfo) -> ServingInfo:
     return ServingInfo(
         providers=list(s.providers),
-        sessions=[LoadedComponent(id=c.id, kind=kind_from_pb(c.kind), tasks=list(c.tasks)) for c in s.sessions],
+        sessions=[LoadedComponent(id=c.id, kind=kind_from_pb(c.kind), tasks=list(c.tasks),
+                                  component_ids=list(c.component_ids) or [c.id]) for c in s.sessions],
         routes=[LiveRoute(task=r.task, version=r.version, component_ids=list(r.component_ids)) for r in s.routes],
         server_version=s.server_version,
     )

@@ -226,9 +226,12 @@ class TaskEvent:
 
 @dataclass(frozen=True)
 class LoadedComponent:
+    """One server session: a component, or a fused segment of components (`component_ids`, in order)."""
+
     id: str
     kind: ComponentKind
     tasks: list[str]
+    component_ids: list[str]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long a new request may wait for others to batch with (default 0: it runs with "
                              "whatever queued while the previous batch ran)")
     parser.add_argument("--batch-workers", type=int, default=1, help="threads running component batches (default 1)")
+    parser.add_argument("--no-fuse", dest="fuse_segments", action="store_false",
+                        help="one session per component, even where every path runs a stretch of them together")
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -42,6 +44,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         max_batch_images=args.max_batch,
         batch_delay_ms=args.batch_delay_ms,
         batch_workers=args.batch_workers,
+        fuse_segments=args.fuse_segments,
     )
 
 

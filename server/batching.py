@@ -1,10 +1,12 @@
 """Dynamic and cross-task batching: predict requests share component runs, whatever task they are for.
 
-Every request becomes a job that walks its route one component at a time. Jobs waiting at the same component with
-the same token shape form one batch, even when they come from different tasks: paths share most of their components
-(the root's embedding and blocks), so the traffic of many tasks flows through those sessions as a few large batches
-and splits only where the paths part (a task's own blocks and head). It is iteration-level scheduling, as Orca does
-for LLM steps and S-LoRA / Punica do across adapters (shared/reference/serving-notes.md section 3).
+Every request becomes a job that walks its route one step at a time: a step is a session of one component or of a
+segment of components that every path runs together (segments.py); "component" below means such a step. Jobs
+waiting at the same component with the same token shape form one batch, even when they come from different tasks:
+paths share most of their components (the root's embedding and blocks), so the traffic of many tasks flows through
+those sessions as a few large batches and splits only where the paths part (a task's own blocks and head). It is
+iteration-level scheduling, as Orca does for LLM steps and S-LoRA / Punica do across adapters
+(shared/reference/serving-notes.md section 3).
 
 The schedule:
 - A request that arrives waits at most `max_delay_ms` for others to join it at its first component, unless
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .config import BatchingConfig
-from .engine import LoadedComponent
+from .engine import LoadedSegment
 from .errors import ServeError, Unavailable
 from .routes import Route
 from .values import ValueOps
@@ -74,7 +76,7 @@ class _Cohort:
     fresh: bool  # waiting at the first component of their routes
 
 
-BatchObserver = Callable[[LoadedComponent, list[str], int], None]  # (component run, task of each job, images)
+BatchObserver = Callable[[LoadedSegment, list[str], int], None]  # (component run, task of each job, images)
 
 CATCH_UP_STEPS = 4  # how far behind a part of a wave may be for the components ahead of it to wait for it
 
@@ -128,7 +130,7 @@ class Batcher:
 
     @staticmethod
     def _key(route: Route, step: int, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]]:
-        return route.components[step].id, shape[1:]
+        return route.steps[step].id, shape[1:]
 
     def _work(self) -> None:
         while True:
@@ -182,7 +184,7 @@ class Batcher:
             if c is first or c.key == first.key or c.arrival > youngest or (best and best.arrival <= c.arrival):
                 continue
             lead = c.jobs[0]
-            ahead = lead.route.components[lead.step + 1:lead.step + 1 + CATCH_UP_STEPS]
+            ahead = lead.route.steps[lead.step + 1:lead.step + 1 + CATCH_UP_STEPS]
             if any(next_component.id == component for next_component in ahead):
                 best = c
         return best
@@ -202,7 +204,7 @@ class Batcher:
         """Runs one batch; finishes the jobs at the end of their routes or failed, returns the others regrouped."""
         jobs = [job for cohort in batch for job in cohort.jobs]
         lead = jobs[0]
-        component = lead.route.components[lead.step]
+        component = lead.route.steps[lead.step]
         try:
             value = self._ops.concat([part for cohort in batch for part in cohort.parts])
             out = self._ops.run(component, value)
@@ -241,6 +243,6 @@ class Batcher:
         return queued
 
     def _next(self, job: _Job, shape: tuple[int, ...]) -> tuple[str, tuple[int, ...]] | None:
-        if job.step >= len(job.route.components):
+        if job.step >= len(job.route.steps):
             return None
         return self._key(job.route, job.step, shape)

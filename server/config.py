@@ -56,6 +56,7 @@ class ServerConfig:
     max_batch_images: int = 64  # images one component run may take (dynamic and cross-task batching)
     batch_delay_ms: float = 0.0  # how long a new request may wait for others to batch with (0: takes what queued)
     batch_workers: int = 1  # threads running component batches
+    fuse_segments: bool = True  # run each run of components every path goes through together as one session
     metrics_port: int | None = None  # Prometheus /metrics over HTTP; None: off, 0: a free port
     reflection: bool = True
 

@@ -1,4 +1,4 @@
-"""Routes: a task's live path as a chain of loaded component sessions, swapped by one reference assignment.
+"""Routes: a task's live path as a chain of loaded segment sessions, swapped by one reference assignment.
 
 A request takes the task's route once and runs to the end on it, so a hot swap never changes a request midway: an
 in-flight request finishes on the version it started on, and the old sessions live until it lets go of them.
@@ -11,29 +11,45 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from munet_serve.artifacts import ComponentKind
 from munet_serve.imaging import InputSpec
 
-from .engine import LoadedComponent
+from .engine import LoadedSegment
 
 
 @dataclass(frozen=True)
 class Route:
-    """An immutable serving object: one task's version, its labels, input spec and component chain."""
+    """An immutable serving object: one task's version, its labels, input spec and its path as a chain of segment
+    sessions (the server may re-cut the same path into other segments: a new Route, swapped like a new version)."""
 
     task: str
     version: int
     labels: tuple[str, ...]
     input: InputSpec
-    components: tuple[LoadedComponent, ...]
+    steps: tuple[LoadedSegment, ...]
+
+    @property
+    def components(self) -> tuple[tuple[str, ComponentKind], ...]:
+        """(id, kind) of every component of the path, in order."""
+        return tuple(c for step in self.steps for c in step.components)
 
     @property
     def component_ids(self) -> tuple[str, ...]:
-        return tuple(c.id for c in self.components)
+        return tuple(cid for step in self.steps for cid in step.component_ids)
+
+    @property
+    def step_ids(self) -> tuple[str, ...]:
+        """The ids of its segment sessions (the session pool counts routes by them)."""
+        return tuple(step.id for step in self.steps)
+
+    @property
+    def segments(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(step.component_ids for step in self.steps)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Runs a preprocessed float32 [N, 3, S, S] batch through the chain; returns logits [N, num_labels]."""
-        for component in self.components:
-            x = component.run(x)
+        for step in self.steps:
+            x = step.run(x)
         return x
 
     def warm(self) -> None:

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from .accounting import ParamAccount, account
 from .batching import Batcher
 from .config import ServerConfig
 from .datasets import DatasetBuilder, SplitPolicy
-from .engine import LoadedComponent, OrtEnvironment, SessionPool, check_loadable, release_free_heap
+from .engine import LoadedSegment, OrtEnvironment, Segment, SessionPool, check_loadable, release_free_heap
 from .errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -44,6 +44,7 @@ from .events import EventHub, TaskEvent
 from .metrics import ServerMetrics
 from .registry import ComponentFiles, DatasetRecord, NewVersion, Registry, TaskRecord, TaskView, VersionRecord
 from .routes import Route, Router
+from .segments import K, Segments, segment_paths
 from .uploads import ComponentReader
 from .values import value_ops
 
@@ -76,17 +77,20 @@ class ServeCore:
     def start(self) -> None:
         """Loads the current version of every task, so a restarted server serves exactly what was current."""
         with self._changes:
-            for version in self.registry.current_versions():
+            versions = self.registry.current_versions()
+            paths = {v.task: v.component_ids for v in versions}  # cut into segments once, all paths known
+            for version in versions:
                 task = self.registry.get_task(version.task)
                 try:
-                    self.router.install(self._load_route(task, version))
+                    self.router.install(self._load_route(task, version, others=paths))
                     self.metrics.version.labels(task.name).set(version.version)
                 except ServeError as e:
                     self._load_errors[task.name] = str(e)
                     logger.error("task %s version %d could not be loaded: %s", task.name, version.version, e)
+            self._recut()  # a path that failed to load cuts the others differently
             self.metrics.sessions.set(len(self.pool.loaded()))
         release_free_heap()
-        logger.info("serving %d tasks with %d component sessions", len(self.router.all()), len(self.pool.loaded()))
+        logger.info("serving %d tasks with %d sessions", len(self.router.all()), len(self.pool.loaded()))
 
     def close(self) -> None:
         self.events.close()
@@ -94,7 +98,7 @@ class ServeCore:
         with self._changes:
             for route in self.router.all():
                 self.router.remove(route.task)
-                self.pool.release(route.component_ids)
+                self.pool.release(route.step_ids)
             self.registry.close()
 
     # --- predictions -----------------------------------------------------------------------------------------------
@@ -125,7 +129,7 @@ class ServeCore:
                 raise InvalidArgument(str(e)) from e
         return route, self.batcher.run(route, x)
 
-    def _observe_batch(self, component: LoadedComponent, tasks: list[str], images: int) -> None:
+    def _observe_batch(self, component: LoadedSegment, tasks: list[str], images: int) -> None:
         self.metrics.batch_images.labels(component.kind.value).observe(images)
         self.metrics.batch_tasks.labels(component.kind.value).observe(len(set(tasks)))
 
@@ -188,10 +192,11 @@ class ServeCore:
             task = self.registry.delete_task(name)
             old = self.router.remove(name)
             if old is not None:
-                self.pool.release(old.component_ids)
+                self.pool.release(old.step_ids)
             self._load_errors.pop(name, None)
             if old is not None:
                 self.metrics.version.remove(name)
+            self._recut()
             self.metrics.sessions.set(len(self.pool.loaded()))
             release_free_heap()
         view = TaskView(task=task, dataset=self.registry.get_dataset(task.dataset_id), current=None, num_versions=0)
@@ -250,7 +255,7 @@ class ServeCore:
             try:
                 record = self.registry.commit_publish(task.name, new, [c.record for c in uploaded.values()])
             except BaseException:
-                self.pool.release(route.component_ids)
+                self.pool.release(route.step_ids)
                 raise
             self._swap(dataclasses.replace(route, version=record.version), "publish", started)
         logger.info("published %s version %d (%d new components, val acc %.4f)", task.name, record.version,
@@ -268,7 +273,7 @@ class ServeCore:
                 try:
                     self.registry.set_current(name, version)
                 except BaseException:
-                    self.pool.release(route.component_ids)
+                    self.pool.release(route.step_ids)
                     raise
                 self._swap(route, "rollback", started)
         logger.info("rolled %s back to version %d", name, version)
@@ -325,10 +330,12 @@ class ServeCore:
         new: NewVersion | None = None,
         kinds: list[tuple[str, ComponentKind]] | None = None,
         reason: str = "start",
+        others: Mapping[str, Sequence[str]] | None = None,
     ) -> Route:
-        """Loads (or shares) the sessions of a path and warms the chain; raises InvalidArgument if it cannot serve."""
+        """Loads (or shares) the sessions of a path's segments and warms the chain; raises InvalidArgument if it
+        cannot serve. The path is cut into segments against `others` (task -> path; default: the live routes)."""
         try:
-            return self._build_route(task, version, new, kinds)
+            return self._build_route(task, version, new, kinds, others)
         except ServeError:
             self.metrics.swaps.labels(reason, "failed").inc()
             raise
@@ -339,6 +346,7 @@ class ServeCore:
         version: VersionRecord | None,
         new: NewVersion | None,
         kinds: list[tuple[str, ComponentKind]] | None,
+        others: Mapping[str, Sequence[str]] | None,
     ) -> Route:
         if version is not None:
             kinds = [(cid, self.registry.get_component(cid).kind) for cid in version.component_ids]
@@ -346,18 +354,18 @@ class ServeCore:
         else:
             assert new is not None and kinds is not None
             spec = new.input
-        components = self.pool.acquire(kinds)
+        steps = self.pool.acquire(self._segments(kinds, others))
         route = Route(
             task=task.name,
             version=version.version if version else 0,
             labels=task.labels,
             input=spec,
-            components=tuple(components),
+            steps=tuple(steps),
         )
         try:
             route.warm()
         except Exception as e:  # noqa: BLE001 - ORT raises several types
-            self.pool.release(route.component_ids)
+            self.pool.release(route.step_ids)
             what = f"version {route.version}" if version else "the published path"
             raise InvalidArgument(f"{what} of task {task.name!r} cannot be served: {e}") from e
         return route
@@ -365,13 +373,57 @@ class ServeCore:
     def _swap(self, route: Route, kind: str, started: float) -> None:
         old = self.router.install(route)
         if old is not None:
-            self.pool.release(old.component_ids)
+            self.pool.release(old.step_ids)
+        self._recut()
         self._load_errors.pop(route.task, None)
         self.metrics.swaps.labels(kind, "ok").inc()
         self.metrics.swap_seconds.observe(time.perf_counter() - started)
         self.metrics.sessions.set(len(self.pool.loaded()))
         self.metrics.version.labels(route.task).set(route.version)
         release_free_heap()
+
+    def _cut(self, paths: Mapping[K, Sequence[str]]) -> dict[K, Segments]:
+        """The paths cut into segments (segments.py): where they part, and at the edges of every loaded session;
+        one component per segment when fusing is off."""
+        if not self.config.fuse_segments:
+            return {key: tuple((cid,) for cid in path) for key, path in paths.items()}
+        loaded = self.pool.loaded()
+        return segment_paths(paths, {s.component_ids[0] for s in loaded}, {s.component_ids[-1] for s in loaded})
+
+    def _segments(self, path: Sequence[tuple[str, ComponentKind]], others: Mapping[str, Sequence[str]] | None = None
+                  ) -> list[Segment]:
+        """A new path of some task cut into segments, against the other paths (default: the live routes, the task's
+        current one included: the part it keeps from it stays a segment of its own, so the next publish reuses it)."""
+        paths: dict[str | None, Sequence[str]] = {None: [cid for cid, _ in path]}
+        paths.update(others if others is not None else {r.task: r.component_ids for r in self.router.all()})
+        components = iter(path)
+        return [[next(components) for _ in segment] for segment in self._cut(paths)[None]]
+
+    def _recut(self) -> None:
+        """After a route change, splits the sessions of live routes that a new path parted from (or that a new
+        session overlaps) and swaps those routes in, re-cut; in-flight requests finish on the sessions they started
+        on. A route whose new segments cannot be loaded keeps serving as it was."""
+        routes = self.router.all()
+        cut = self._cut({r.task: r.component_ids for r in routes})
+        for route in routes:
+            if route.segments == cut[route.task]:
+                continue
+            components = iter(route.components)
+            segments = [[next(components) for _ in segment] for segment in cut[route.task]]
+            try:
+                recut = dataclasses.replace(route, steps=tuple(self.pool.acquire(segments)))
+            except ServeError as e:
+                logger.warning("task %s keeps its segments: %s", route.task, e)
+                continue
+            try:
+                recut.warm()
+            except Exception as e:  # noqa: BLE001 - ORT raises several types
+                logger.warning("task %s keeps its segments: the re-cut path failed to run: %s", route.task, e)
+                self.pool.release(recut.step_ids)
+                continue
+            self.router.install(recut)
+            self.pool.release(route.step_ids)
+            logger.debug("task %s re-cut into %d segments", route.task, len(recut.steps))
 
     def _emit(self, type: str, view: TaskView, version: int = 0) -> None:
         self.events.publish(TaskEvent(type=type, view=view, version=version, time=time.time()))

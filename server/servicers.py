@@ -58,13 +58,14 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         routes = self.core.router.all()
         users: dict[str, list[str]] = {}
         for route in routes:
-            for cid in dict.fromkeys(route.component_ids):
-                users.setdefault(cid, []).append(route.task)
+            for sid in dict.fromkeys(route.step_ids):
+                users.setdefault(sid, []).append(route.task)
         return inference_pb2.ServingInfo(
             providers=list(self.core.env.providers),
             sessions=[
-                inference_pb2.LoadedComponent(id=c.id, kind=codec.kind_pb(c.kind), tasks=sorted(users.get(c.id, [])))
-                for c in self.core.pool.loaded()
+                inference_pb2.LoadedComponent(id=s.id, kind=codec.kind_pb(s.kind), tasks=sorted(users.get(s.id, [])),
+                                              component_ids=list(s.component_ids))
+                for s in self.core.pool.loaded()
             ],
             routes=[
                 inference_pb2.LiveRoute(task=r.task, version=r.version, component_ids=list(r.component_ids))

@@ -18,7 +18,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from .engine import CUDA, LoadedComponent, OrtEnvironment
+from .engine import CUDA, LoadedSegment, OrtEnvironment
 
 __all__ = ["DeviceValues", "HostValues", "ValueOps", "value_ops"]
 
@@ -31,7 +31,7 @@ class ValueOps(Protocol):
     def shape(self, value: Any) -> tuple[int, ...]: ...
     def concat(self, values: Sequence[Any]) -> Any: ...
     def split(self, value: Any, rows: Sequence[int]) -> list[Any]: ...
-    def run(self, component: LoadedComponent, value: Any) -> Any: ...
+    def run(self, component: LoadedSegment, value: Any) -> Any: ...
 
 
 class HostValues:
@@ -53,7 +53,7 @@ class HostValues:
         bounds = np.cumsum([0, *rows])
         return [value[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
-    def run(self, component: LoadedComponent, value: np.ndarray) -> np.ndarray:
+    def run(self, component: LoadedSegment, value: np.ndarray) -> np.ndarray:
         return component.run(value)
 
 
@@ -101,7 +101,7 @@ class DeviceValues:
     def shape(self, value: ort.OrtValue) -> tuple[int, ...]:
         return tuple(value.shape())
 
-    def run(self, component: LoadedComponent, value: ort.OrtValue) -> ort.OrtValue:
+    def run(self, component: LoadedSegment, value: ort.OrtValue) -> ort.OrtValue:
         return self._bound_run(component.session, {component.input_name: value}, component.output_name)
 
     def concat(self, values: Sequence[ort.OrtValue]) -> ort.OrtValue:

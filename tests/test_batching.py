@@ -18,7 +18,7 @@ from munet_serve.evolver.components import Head
 from munet_serve.evolver.export import export_component, fresh_lineage
 from munet_serve.imaging import InputSpec
 from munet_serve.server.batching import Batcher, BatchingConfig
-from munet_serve.server.engine import LoadedComponent, ort_environment
+from munet_serve.server.engine import LoadedSegment, ort_environment
 from munet_serve.server.errors import ServeError, Unavailable
 from munet_serve.server.routes import Route
 from munet_serve.server.values import DeviceValues, HostValues, ValueOps
@@ -26,8 +26,8 @@ from munet_serve.server.values import DeviceValues, HostValues, ValueOps
 from evolver_fixtures import ExportedRoot
 
 
-def _component(artifact: Any) -> LoadedComponent:
-    return LoadedComponent(artifact.id, artifact.info.kind, ort_environment().create_session(artifact.onnx))
+def _component(artifact: Any) -> LoadedSegment:
+    return LoadedSegment(((artifact.id, artifact.info.kind),), ort_environment().create_session(artifact.onnx))
 
 
 def _head(dim: int, classes: int, seed: int) -> Any:
@@ -44,7 +44,7 @@ def routes(tiny_root: ExportedRoot) -> dict[str, Route]:
     dim = int(tiny_root.root.describe()["embed_dim"])
     spec = InputSpec(image_size=32)
 
-    def route(task: str, tail: tuple[LoadedComponent, ...], classes: int) -> Route:
+    def route(task: str, tail: tuple[LoadedSegment, ...], classes: int) -> Route:
         return Route(task, 1, tuple(f"l{i}" for i in range(classes)), spec, body + tail)
 
     routes = {
@@ -66,7 +66,7 @@ class Recorder:
         self.runs: list[tuple[str, list[str], int]] = []
         self._lock = threading.Lock()
 
-    def __call__(self, component: LoadedComponent, tasks: list[str], images: int) -> None:
+    def __call__(self, component: LoadedSegment, tasks: list[str], images: int) -> None:
         with self._lock:
             self.runs.append((component.kind.value, tasks, images))
 
@@ -124,7 +124,7 @@ class GatedOps(HostValues):
         self.started = threading.Event()
         self._first = True
 
-    def run(self, component: LoadedComponent, value: np.ndarray) -> np.ndarray:
+    def run(self, component: LoadedSegment, value: np.ndarray) -> np.ndarray:
         if self._first:
             self._first = False
             self.started.set()
@@ -178,12 +178,12 @@ def _cloned_route(routes: dict[str, Route]) -> tuple[Route, Route, int]:
     """'frequent' and a route 'cloned' that runs its own copy of the first block (a distinct component id on the same
     session) and the shared blocks after it, with the rare task's head; and the index of that block."""
     frequent = routes["frequent"]
-    index = next(i for i, c in enumerate(frequent.components) if c.kind.value == "encoder_block")
-    block = frequent.components[index]
-    clone = LoadedComponent(f"clone-of-{block.id}", block.kind, block.session)
-    tail = (*frequent.components[index + 1:-1], routes["rare"].components[-1])
+    index = next(i for i, c in enumerate(frequent.steps) if c.kind.value == "encoder_block")
+    block = frequent.steps[index]
+    clone = LoadedSegment(((f"clone-of-{block.id}", block.kind),), block.session)
+    tail = (*frequent.steps[index + 1:-1], routes["rare"].steps[-1])
     return frequent, Route("cloned", 1, routes["rare"].labels, frequent.input,
-                           (*frequent.components[:index], clone, *tail)), index
+                           (*frequent.steps[:index], clone, *tail)), index
 
 
 class RunLog:
@@ -192,7 +192,7 @@ class RunLog:
     def __init__(self) -> None:
         self.runs: list[tuple[str, list[str]]] = []
 
-    def __call__(self, component: LoadedComponent, tasks: list[str], images: int) -> None:
+    def __call__(self, component: LoadedSegment, tasks: list[str], images: int) -> None:
         self.runs.append((component.id, sorted(tasks)))
 
 
@@ -222,7 +222,7 @@ def test_parts_of_a_wave_join_again_after_a_cloned_block(routes: dict[str, Route
     finally:
         batcher.close()
     _check_answers(out, by_name, seeds)
-    block, clone, after = frequent.components[index], cloned.components[index], frequent.components[index + 1]
+    block, clone, after = frequent.steps[index], cloned.steps[index], frequent.steps[index + 1]
     wave = ["cloned"] * 3 + ["frequent"] * 3
     assert (block.id, ["frequent"] * 3) in log.runs and (clone.id, ["cloned"] * 3) in log.runs  # the wave split ...
     assert [r for r in log.runs if r[0] == after.id and r[1] != ["frequent"]] == [(after.id, wave)]  # ... and joined

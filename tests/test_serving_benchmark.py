@@ -123,7 +123,8 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
 
     systems = {(r.system, r.workload.split(" ")[0]) for r in report.runs}
     assert {("munet", "closed"), ("munet", "open"), ("munet", "single"), ("munet", "hot"),
-            ("onnx", "closed"), ("onnx", "open"), ("torch", "closed"), ("torch", "open")} <= systems
+            ("onnx", "closed"), ("onnx", "open"), ("torch", "closed"), ("torch", "open"),
+            ("munet_unfused", "closed"), ("onnx", "single")} <= systems
     for r in report.runs:
         assert r.failed == 0 and r.requests > 0, r
     assert set(report.memory["munet"]) == set(report.memory["onnx"]) == {1, 2, 3}
@@ -137,8 +138,11 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
             "small root, hot swap every 0.5 s"} <= {r.workload for r in report.runs}
     assert report.swap["p99_swapping_ms"] > 0 and report.swap["p99_steady_ms"] > 0
     closed = {r.system: r for r in report.runs if r.workload == "closed loop"}
-    assert closed["munet"].images_per_run("embedding") >= 1 and closed["munet"].images_per_run("head") >= 1
+    # Runs are counted by the kind of a segment's first component: the shared body starts at the embedding, each
+    # task's own tail at its cloned block.
+    assert closed["munet"].images_per_run("embedding") >= 1 and closed["munet"].images_per_run("encoder_block") >= 1
     assert closed["onnx"].images_per_run("whole_path") >= 1 and "embedding" not in closed["onnx"].batches
+    assert set(closed["munet_unfused"].batches) > set(closed["munet"].batches)  # each component runs on its own
     runs, images = closed["munet"].batches["embedding"]
     assert images == closed["munet"].requests  # one image per request, each through the embedding once
     cost = report.batch_cost

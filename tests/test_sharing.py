@@ -1,6 +1,7 @@
-"""Two tasks on shared root components: one session per distinct component, seen through public surfaces (the
-GetServingInfo RPC and the Prometheus metric); requests of both tasks run through the shared components together
-(cross-task batching, seen in the batch metrics); deleting one task leaves the other serving."""
+"""Two tasks on shared root components: each distinct component in one session, the shared body fused into one
+segment session both tasks use, seen through public surfaces (the GetServingInfo RPC and the Prometheus metric);
+requests of both tasks run through the shared components together (cross-task batching, seen in the batch metrics);
+deleting one task leaves the other serving bit for bit as before."""
 
 from __future__ import annotations
 
@@ -35,10 +36,17 @@ def test_shared_components_are_loaded_once_and_survive_a_delete(
     # A long batching delay: requests that arrive within 300 ms of each other are sure to share runs.
     server = start_server(served_dir, metrics_port=0, batch_delay_ms=300)
     with Client(server.target, timeout=300) as client:
+        first = client.predict(TASK, list(served_template.test_images[:8]), include_logits=True)
+        (whole,) = client.serving_info().sessions  # served alone, the whole path is one session
         # A second task: even digits vs odd digits, on the same images.
         parity = digits.__class__(digits.images, digits.labels % 2, digits.splits)
         register_dataset(client, "parity", parity, labels=["even", "odd"])
         assert evolver(client, tmp_path / "cache").seed_pending() == ["parity"]
+        # The new path parted from the session: it was split, and the task answers bit for bit as before.
+        assert whole.id not in {s.id for s in client.serving_info().sessions}
+        again = client.predict(TASK, list(served_template.test_images[:8]), include_logits=True)
+        assert np.array_equal(np.stack([p.logits for p in again.predictions]),
+                              np.stack([p.logits for p in first.predictions]))
 
         routes = {r.task: r for r in client.serving_info().routes}
         assert set(routes) == {TASK, "parity"}
@@ -46,9 +54,13 @@ def test_shared_components_are_loaded_once_and_survive_a_delete(
         shared = ids[TASK] & ids["parity"]
         assert len(shared) >= len(routes[TASK].component_ids) - 2  # at least the root body (parity may reuse more)
         info = client.serving_info()
-        assert len(info.sessions) == len(ids[TASK] | ids["parity"])  # one session per distinct component
-        users = {s.id: s.tasks for s in info.sessions}
+        loaded = [cid for s in info.sessions for cid in s.component_ids]
+        assert sorted(loaded) == sorted(ids[TASK] | ids["parity"])  # each distinct component in exactly one session
+        users = {cid: s.tasks for s in info.sessions for cid in s.component_ids}
         assert all(users[c] == sorted([TASK, "parity"]) for c in shared)
+        both = [s for s in info.sessions if s.tasks == sorted([TASK, "parity"])]
+        assert {c for s in both for c in s.component_ids} == shared
+        assert len(both) < len(shared)  # the shared runs of components are fused segments
         assert loaded_sessions_metric(server.metrics_port) == len(info.sessions)
 
         # Both tasks at once: their requests share the runs of the shared components, and each answer is its own.
@@ -85,6 +97,8 @@ def test_shared_components_are_loaded_once_and_survive_a_delete(
         assert np.array_equal(np.stack([p.logits for p in after.predictions]),
                               np.stack([p.logits for p in before.predictions]))
         info = client.serving_info()
-        assert {s.id for s in info.sessions} == ids[TASK]  # parity's own components are unloaded
-        assert loaded_sessions_metric(server.metrics_port) == len(ids[TASK])
+        # parity's own components are unloaded; the sessions left are not merged again while the server runs
+        assert sorted(c for s in info.sessions for c in s.component_ids) == sorted(ids[TASK])
+        assert all(s.tasks == [TASK] for s in info.sessions)
+        assert loaded_sessions_metric(server.metrics_port) == len(info.sessions)
         assert [t.name for t in client.list_tasks()] == [TASK]

@@ -1,7 +1,7 @@
 """The per-task models the serving benchmark compares munet-serve with (issue 5), built from a published path.
 
 - Baseline A: one whole-model ONNX graph per task, as Triton's ONNX Runtime backend would serve it: the task's
-  component graphs chained into one graph with `onnx.compose` (no weight sharing between tasks).
+  component graphs chained into one graph (no weight sharing between tasks).
 - Baseline B: PyTorch eager, one model per task: the path's component modules, loaded from their safetensors files.
 
 Both compute exactly the chain the server runs; tests check their logits against the server's answers.
@@ -12,11 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 import onnx
-import onnx.compose
-import onnx.helper
 
 from munet_serve.clients import Client
 from munet_serve.clients.types import PathVersion
+from munet_serve.server.segments import fuse
 
 __all__ = ["ComponentCache", "current_version", "eager_path_module", "whole_path_graph"]
 
@@ -52,33 +51,11 @@ class ComponentCache:
 
 
 def whole_path_graph(client: Client, task: str, cache: ComponentCache | None = None) -> onnx.ModelProto:
-    """The task's current path as one ONNX graph: each component's graph with its names prefixed (c0_, c1_, ...),
-    its input fed by the previous one's output through an Identity node. Input and output keep the first and last
-    component's tensor names (prefixed). Built in one pass, so a long path of large components stays fast."""
+    """The task's current path as one ONNX graph, as an exporter of the whole model would give it: the components'
+    graphs chained by the server's `fuse`, with ONNX Runtime free to fuse operators across the joins."""
     cache = cache or ComponentCache(client)
     version = current_version(client, task)
-    graphs = [onnx.load_from_string(cache.onnx(c.id)) for c in version.components]
-    nodes: list[onnx.NodeProto] = []
-    initializers: list[onnx.TensorProto] = []
-    opsets: dict[str, int] = {}
-    for i, graph in enumerate(graphs):
-        onnx.compose.add_prefix(graph, f"c{i}_", inplace=True)
-        if i:
-            nodes.append(onnx.helper.make_node(
-                "Identity", [graphs[i - 1].graph.output[0].name], [graph.graph.input[0].name], name=f"link{i}"
-            ))
-        nodes.extend(graph.graph.node)
-        initializers.extend(graph.graph.initializer)
-        for opset in graph.opset_import:
-            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
-    merged = onnx.helper.make_model(
-        onnx.helper.make_graph(nodes, task, [graphs[0].graph.input[0]], [graphs[-1].graph.output[0]], initializers),
-        opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in opsets.items()],
-        ir_version=graphs[0].ir_version,
-    )
-    for graph in graphs:
-        for function in graph.functions:
-            merged.functions.append(function)
+    merged = fuse([onnx.load_from_string(cache.onnx(c.id)) for c in version.components], name=task, exact=False)
     merged.doc_string = f"{task} v{version.version}"
     return merged
 

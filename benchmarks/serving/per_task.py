@@ -29,7 +29,7 @@ from munet_serve.imaging import to_model_input
 from munet_serve.proto.v1 import inference_pb2, inference_pb2_grpc
 from munet_serve.server import codec
 from munet_serve.server.batching import Batcher, BatchingConfig
-from munet_serve.server.engine import LoadedComponent, OrtEnvironment, ort_environment
+from munet_serve.server.engine import LoadedSegment, OrtEnvironment, ort_environment
 from munet_serve.server.metrics import ServerMetrics
 from munet_serve.server.routes import Route
 from munet_serve.server.values import HostValues
@@ -79,7 +79,7 @@ def load_routes(kind: str, source: str, tasks: list[str], env: OrtEnvironment, d
                 session = env.create_session(whole_path_graph(client, task, cache).SerializeToString())
             else:
                 session = cast(Any, EagerSession(eager_path_module(client, task, cache), device))
-            model = LoadedComponent(f"{kind}:{task}", ComponentKind.HEAD, session)
+            model = LoadedSegment(((f"{kind}:{task}", ComponentKind.HEAD),), session)
             routes[task] = Route(task, version.version, labels, version.input, (model,))
     return routes
 

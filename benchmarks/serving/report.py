@@ -10,9 +10,10 @@ from typing import Any
 
 from .headroom import a_ms_per_image, compute_ceiling
 from .per_task import WHOLE_PATH
-from .run import Report
+from .run import UNFUSED, Report
 
-SYSTEMS = {"munet": "munet-serve", "onnx": "A: ONNX Runtime, model per task", "torch": "B: PyTorch eager, per task"}
+SYSTEMS = {"munet": "munet-serve", "onnx": "A: ONNX Runtime, model per task", "torch": "B: PyTorch eager, per task",
+           UNFUSED: "munet-serve, one session per component"}
 MIB = 1024 * 1024
 
 
@@ -33,6 +34,10 @@ def ratios(report: Report) -> dict[str, float | None]:
     p99_a, p99_m = get("onnx", "closed loop", "p99_ms"), get("munet", "closed loop", "p99_ms")
     out["p99_vs_A"] = p99_m / p99_a if p99_m and p99_a else None
     out["throughput_vs_single_task"] = closed_m / single if closed_m and single else None
+    single_a = get("onnx", "single task", "throughput_rps")
+    out["single_task_vs_A_single_task"] = single / single_a if single and single_a else None
+    unfused = get(UNFUSED, "closed loop", "throughput_rps")
+    out["throughput_vs_unfused"] = closed_m / unfused if closed_m and unfused else None
     for run in report.runs:
         if run.system == "munet" and "images/request" in run.workload:
             base = report.run("onnx", run.workload)
@@ -77,7 +82,7 @@ def markdown(report: Report) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report.runs:
-        base = report.run("onnx", r.workload if r.workload != "single task" else "closed loop")
+        base = report.run("onnx", r.workload)
         lines.append(
             f"| {SYSTEMS[r.system]} | {r.workload} | {r.tasks} | {r.requests} | {r.failed} | {r.throughput_rps:.1f} "
             f"| {_ratio(r.throughput_rps, base.throughput_rps if base else None)} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
@@ -109,12 +114,14 @@ def markdown(report: Report) -> str:
 
 
 def _batch_lines(report: Report) -> list[str]:
-    """Mean images per component run, by kind, in each closed-loop workload; and the batch-cost curve."""
+    """Mean images per session run, by the kind of its (first) component, in each closed-loop workload; and the
+    batch-cost curve."""
     kinds = sorted({k for r in report.runs for k in r.batches}, key=lambda k: (k == WHOLE_PATH, k))
     lines: list[str] = []
     runs = [r for r in report.runs if r.batches]
     if runs:
-        lines += ["", "Images per component run (mean), by component kind, and the server's CPU time per request:", "",
+        lines += ["", "Images per session run (mean), by the kind of its first component (a fused segment counts "
+                  "under it), and the server's CPU time per request:", "",
                   f"| system | workload | {' | '.join(kinds)} | server CPU ms/request |",
                   "|---|---|" + "---:|" * (len(kinds) + 1)]
         for r in runs:

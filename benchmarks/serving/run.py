@@ -2,10 +2,13 @@
 
 Every system runs in its own process behind the same Predict RPC, and one load generator drives each in turn:
 - munet-serve: the real server (`python -m munet_serve.server`), its paths published by a `Fleet`;
+- munet-serve unfused: the same server and paths with `--no-fuse` (one session per component, segments.py), in the
+  closed-loop comparison only, to show what fusing the runs of components every path shares gives;
 - baseline A: one whole-model ONNX Runtime session per task, batched within a task (`per_task.py --kind onnx`);
 - baseline B: one PyTorch eager model per task, batched the same way (`per_task.py --kind torch`).
 
-Measured: closed-loop throughput and latency with N tasks under Zipf traffic; the same traffic sent to a single task;
+Measured: closed-loop throughput and latency with N tasks under Zipf traffic; the same traffic sent to a single task
+(munet-serve and baseline A: at equal batches, what a path cut into sessions costs against one whole graph);
 open-loop latency at one rate for every system (a fraction of baseline A's closed-loop throughput); resident memory
 with 1, 4, 16 and 64 tasks for munet-serve and baseline A; and a hot swap every second under load, in rounds
 interleaved with runs without swaps, on the profile's root and again on the small test root. Ratios are taken to
@@ -48,6 +51,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PROFILES", "Profile", "run"]
 
+HOT_SWAP, STEADY, SMALL_ROOT = "hot swap", "steady between swaps", "small root, "  # workload names
+UNFUSED = "munet_unfused"  # the system name of munet-serve with one session per component
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -63,7 +69,8 @@ class Profile:
         open_rate_fraction: open-loop rate as a fraction of baseline A's closed-loop throughput.
         swap_duration_s: seconds of load during which a version is published every `swap_interval_s` (in `rounds`
             parts, each after a run of the same length without swaps).
-        systems: which of "munet", "onnx" (baseline A), "torch" (baseline B) run.
+        systems: which of "munet", "onnx" (baseline A), "torch" (baseline B) and "munet_unfused" (munet-serve with
+            one session per component; closed loop only) run.
         max_batch, batch_delay_ms, threads, batch_workers: the batching and threading settings every system gets.
             On 2 cores the best for baseline A (measured: about 1.3x its throughput with one 2-thread worker) and for
             munet-serve is two batch workers with one intra-op thread each: ONNX Runtime's pool threads spin while
@@ -88,7 +95,7 @@ class Profile:
     open_rate_fraction: float = 0.7
     swap_duration_s: float = 15.0
     swap_interval_s: float = 1.0
-    systems: tuple[str, ...] = ("munet", "onnx", "torch")
+    systems: tuple[str, ...] = ("munet", "onnx", "torch", "munet_unfused")
     rounds: int = 3
     request_images: tuple[int, ...] = (1, 8)
     device: str = "cpu"
@@ -195,12 +202,12 @@ def _start(name: str, args: list[str], workdir: Path, ready_s: float = 600.0) ->
                 raise RuntimeError(f"{name} did not start within {ready_s:.0f} s") from None
 
 
-def start_munet(workdir: Path, profile: Profile) -> System:
-    return _start("munet", ["-m", "munet_serve.server", "--data-dir", str(workdir / "munet-data"), "--device",
-                            profile.device, "--max-workers", str(max(32, 2 * profile.concurrency)), "--max-batch",
-                            str(profile.max_batch), "--batch-delay-ms", str(profile.batch_delay_ms), "--threads",
-                            str(profile.threads), "--batch-workers", str(profile.batch_workers), "--log-level",
-                            "WARNING"], workdir)
+def start_munet(workdir: Path, profile: Profile, name: str = "munet", fuse: bool = True) -> System:
+    return _start(name, ["-m", "munet_serve.server", "--data-dir", str(workdir / f"{name}-data"), "--device",
+                         profile.device, "--max-workers", str(max(32, 2 * profile.concurrency)), "--max-batch",
+                         str(profile.max_batch), "--batch-delay-ms", str(profile.batch_delay_ms), "--threads",
+                         str(profile.threads), "--batch-workers", str(profile.batch_workers), "--log-level",
+                         "WARNING", *([] if fuse else ["--no-fuse"])], workdir)
 
 
 def start_per_task(kind: str, source: str, tasks: list[str], workdir: Path, profile: Profile) -> System:
@@ -353,9 +360,15 @@ def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, task
             if kind in profile.systems:
                 systems[kind] = stack.enter_context(running(start_per_task(kind, munet.target, tasks, workdir,
                                                                            profile)))
+        if UNFUSED in profile.systems:
+            systems[UNFUSED] = unfused = stack.enter_context(running(start_munet(workdir, profile, UNFUSED, False)))
+            with Client(unfused.target, timeout=600) as client:
+                fleet.upload_root(client)
+                for index, name in enumerate(tasks):
+                    fleet.add_task(client, name, index)
         logger.info("measuring %s with %d tasks", ", ".join(systems), n)
         workloads = [(name, "closed loop", tasks, 1) for name in systems]
-        workloads.append(("munet", "single task", tasks[:1], 1))
+        workloads += [(name, "single task", tasks[:1], 1) for name in ("munet", "onnx") if name in systems]
         for k in profile.request_images[1:]:
             workloads += [(name, f"closed loop, {k} images/request", tasks, k) for name in ("munet", "onnx")
                           if name in systems]
@@ -387,6 +400,8 @@ def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, task
             closed_a = report.run("onnx", "closed loop")
             rate = profile.open_rate_fraction * closed_a.throughput_rps if closed_a else 0.0
             for name, system in systems.items():
+                if name == UNFUSED:
+                    continue
                 opened = open_loop(system.target, tasks, images, rate=rate, duration_s=profile.duration_s,
                                    zipf_exponent=profile.zipf_exponent)
                 report.runs.append(Run.of(name, f"open loop {rate:.0f}/s", n, opened))
@@ -403,9 +418,6 @@ def _merged(results: list[LoadResult]) -> LoadResult:
         merged.errors.extend(r.errors)
     merged.seconds = len(merged.latencies_ms) / median if median else 0.0  # so that .throughput is the median
     return merged
-
-
-HOT_SWAP, STEADY, SMALL_ROOT = "hot swap", "steady between swaps", "small root, "  # workload names
 
 
 def _small_swap(report: Report, profile: Profile, root: RootConfig, tasks: list[str], workdir: Path

@@ -54,14 +54,16 @@ class GetServingInfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LoadedComponent(_message.Message):
-    __slots__ = ("id", "kind", "tasks")
+    __slots__ = ("id", "kind", "tasks", "component_ids")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_IDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: _types_pb2.ComponentKind
     tasks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_types_pb2.ComponentKind, str]] = ..., tasks: _Optional[_Iterable[str]] = ...) -> None: ...
+    component_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[_types_pb2.ComponentKind, str]] = ..., tasks: _Optional[_Iterable[str]] = ..., component_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LiveRoute(_message.Message):
     __slots__ = ("task", "version", "component_ids")
