@@ -9,8 +9,8 @@ exactly as they would component by component, with one session run per segment i
 A running server also cuts at the edges of the sessions it has loaded: a session is split when a new path parts
 from it, but never merged again while the server runs (a publish would otherwise rebuild the whole path of a task
 that is served alone); a restart cuts afresh.
-Measured on 2 cores (ViT-S/14 paths, one task, 32 clients): a chain of 17 component sessions served 0.85x the
-throughput of the same path as one session (`benchmarks/serving`).
+Measured by `benchmarks/serving --quick` on 2 cores (16 tasks on ViT-S/14 paths): 1.08-1.33x the throughput of the
+same server with one session per component (`--no-fuse`), in three runs.
 
 `fuse` builds a segment's graph from its components' graphs: every name gets a per-component prefix and an Identity
 joins each output to the next input. Each join also stays an output of the fused graph (never fetched), which keeps

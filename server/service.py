@@ -402,9 +402,12 @@ class ServeCore:
     def _recut(self) -> None:
         """After a route change, splits the sessions of live routes that a new path parted from (or that a new
         session overlaps) and swaps those routes in, re-cut; in-flight requests finish on the sessions they started
-        on. A route whose new segments cannot be loaded keeps serving as it was."""
+        on. A route whose new segments cannot be loaded keeps serving as it was. The path itself served before, so
+        a re-cut route is warmed only if one of its sessions has not run yet (with many tasks on one body, splitting
+        the body would otherwise run every task's whole path once)."""
         routes = self.router.all()
         cut = self._cut({r.task: r.component_ids for r in routes})
+        ran = {sid for r in routes for sid in r.step_ids}
         for route in routes:
             if route.segments == cut[route.task]:
                 continue
@@ -416,11 +419,13 @@ class ServeCore:
                 logger.warning("task %s keeps its segments: %s", route.task, e)
                 continue
             try:
-                recut.warm()
+                if not ran.issuperset(recut.step_ids):
+                    recut.warm()
             except Exception as e:  # noqa: BLE001 - ORT raises several types
                 logger.warning("task %s keeps its segments: the re-cut path failed to run: %s", route.task, e)
                 self.pool.release(recut.step_ids)
                 continue
+            ran.update(recut.step_ids)
             self.router.install(recut)
             self.pool.release(route.step_ids)
             logger.debug("task %s re-cut into %d segments", route.task, len(recut.steps))

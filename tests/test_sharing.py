@@ -11,9 +11,14 @@ import urllib.request
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from munet_serve.clients import Client
+from munet_serve.clients.types import PathComponent
+from munet_serve.evolver.components import fresh_head
+from munet_serve.evolver.export import export_component, fresh_lineage
 
+from evolver_fixtures import ExportedRoot
 from serving_fixtures import TASK, Served, evolver, register_dataset
 
 
@@ -102,3 +107,48 @@ def test_shared_components_are_loaded_once_and_survive_a_delete(
         assert all(s.tasks == [TASK] for s in info.sessions)
         assert loaded_sessions_metric(server.metrics_port) == len(info.sessions)
         assert [t.name for t in client.list_tasks()] == [TASK]
+
+
+def test_a_path_that_parts_inside_the_shared_body_splits_it_and_changes_no_answer(
+    start_server, served_dir: Path, served_template: Served, digits, tiny_root: ExportedRoot
+) -> None:
+    server = start_server(served_dir)
+    with Client(server.target, timeout=300) as client:
+        (v1,) = client.list_versions(TASK)
+        images = list(served_template.test_images[:4])
+
+        def logits(task: str) -> np.ndarray:
+            return np.stack([p.logits for p in client.predict(task, images, include_logits=True).predictions])
+
+        def publish(task: str, components: list[PathComponent], new: list) -> None:
+            register_dataset(client, task, digits)
+            client.publish_path(task, components, hparams={}, metrics=v1.metrics, input=v1.input, parent=None,
+                                new_components=new)
+
+        # 'other' shares the whole body and has a head of its own: two sessions each, the body shared.
+        dim = client.list_components([v1.components[-1].id])[0].config["dim"]
+        head = fresh_head(dim, 10)
+        with torch.no_grad():
+            head.fc.weight.copy_(torch.randn(head.fc.weight.shape, generator=torch.Generator().manual_seed(3)))
+        other_head = export_component(head, fresh_lineage("other", "head"))
+        publish("other", [*v1.components[:-1], PathComponent("head", other_head.id)], [other_head])
+        before = {task: logits(task) for task in (TASK, "other")}
+        assert len(client.serving_info().sessions) == 3
+
+        # 'clone' runs its own copy of the first block (same weights, another id) and joins the body again after it,
+        # with TASK's head: the body is split around the block for everyone, and nobody's answers change.
+        index = next(i for i, c in enumerate(v1.components) if c.name == "encoderblock_0")
+        block = export_component(tiny_root.module("encoderblock_0"), fresh_lineage("clone", "encoderblock_0"))
+        components = list(v1.components)
+        components[index] = PathComponent("encoderblock_0", block.id)
+        publish("clone", components, [block])
+        info = client.serving_info()
+        paths = {r.task: r.component_ids for r in info.routes}
+        loaded = [cid for s in info.sessions for cid in s.component_ids]
+        assert sorted(loaded) == sorted({cid for path in paths.values() for cid in path})  # each one, once
+        users = {cid: s.tasks for s in info.sessions for cid in s.component_ids}
+        assert users[block.id] == ["clone"] and users[v1.components[index].id] == sorted([TASK, "other"])
+        assert users[v1.components[0].id] == users[v1.components[index + 1].id] == sorted([TASK, "clone", "other"])
+        for task in (TASK, "other"):
+            assert np.array_equal(logits(task), before[task])
+        assert np.array_equal(logits("clone"), before[TASK])  # the same arithmetic, cut differently
