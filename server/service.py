@@ -44,7 +44,7 @@ from .events import EventHub, TaskEvent
 from .metrics import ServerMetrics
 from .registry import ComponentFiles, DatasetRecord, NewVersion, Registry, TaskRecord, TaskView, VersionRecord
 from .routes import Route, Router
-from .segments import K, Segments, segment_paths
+from .segments import Segments, segment_paths
 from .uploads import ComponentReader
 from .values import value_ops
 
@@ -354,7 +354,7 @@ class ServeCore:
         else:
             assert new is not None and kinds is not None
             spec = new.input
-        steps = self.pool.acquire(self._segments(kinds, others))
+        steps = self.pool.acquire(self._segments(task.name, kinds, others))
         route = Route(
             task=task.name,
             version=version.version if version else 0,
@@ -382,29 +382,28 @@ class ServeCore:
         self.metrics.version.labels(route.task).set(route.version)
         release_free_heap()
 
-    def _cut(self, paths: Mapping[K, Sequence[str]]) -> dict[K, Segments]:
-        """The paths cut into segments (segments.py): where they part, and at the edges of every loaded session;
-        one component per segment when fusing is off."""
+    def _cut(self, paths: Mapping[str, Sequence[str]]) -> dict[str, Segments]:
+        """The paths (task -> component ids) cut into segments (segments.py): where they part, and between the
+        root's components and the tasks' own; one component per segment when fusing is off."""
         if not self.config.fuse_segments:
-            return {key: tuple((cid,) for cid in path) for key, path in paths.items()}
-        loaded = self.pool.loaded()
-        return segment_paths(paths, {s.component_ids[0] for s in loaded}, {s.component_ids[-1] for s in loaded})
+            return {task: tuple((cid,) for cid in path) for task, path in paths.items()}
+        root = self.registry.get_root()
+        return segment_paths(paths, {cid for _, cid in root.components} if root else frozenset())
 
-    def _segments(self, path: Sequence[tuple[str, ComponentKind]], others: Mapping[str, Sequence[str]] | None = None
-                  ) -> list[Segment]:
-        """A new path of some task cut into segments, against the other paths (default: the live routes, the task's
-        current one included: the part it keeps from it stays a segment of its own, so the next publish reuses it)."""
-        paths: dict[str | None, Sequence[str]] = {None: [cid for cid, _ in path]}
-        paths.update(others if others is not None else {r.task: r.component_ids for r in self.router.all()})
+    def _segments(self, task: str, path: Sequence[tuple[str, ComponentKind]],
+                  others: Mapping[str, Sequence[str]] | None = None) -> list[Segment]:
+        """A task's new path cut into segments, with the other tasks' paths (default: the live routes) as they are."""
+        paths = dict(others if others is not None else {r.task: r.component_ids for r in self.router.all()})
+        paths[task] = [cid for cid, _ in path]
         components = iter(path)
-        return [[next(components) for _ in segment] for segment in self._cut(paths)[None]]
+        return [[next(components) for _ in segment] for segment in self._cut(paths)[task]]
 
     def _recut(self) -> None:
-        """After a route change, splits the sessions of live routes that a new path parted from (or that a new
-        session overlaps) and swaps those routes in, re-cut; in-flight requests finish on the sessions they started
-        on. A route whose new segments cannot be loaded keeps serving as it was. The path itself served before, so
-        a re-cut route is warmed only if one of its sessions has not run yet (with many tasks on one body, splitting
-        the body would otherwise run every task's whole path once)."""
+        """After a route change, re-cuts the live routes whose segments the live paths now cut differently (a new
+        path parted from their body, or the one that did is gone) and swaps them in; in-flight requests finish on
+        the sessions they started on. A route whose new segments cannot be loaded keeps serving as it was. The path
+        itself served before, so a re-cut route is warmed only if one of its sessions has not run yet (with many
+        tasks on one body, cutting the body anew would otherwise run every task's whole path once)."""
         routes = self.router.all()
         cut = self._cut({r.task: r.component_ids for r in routes})
         ran = {sid for r in routes for sid in r.step_ids}

@@ -16,6 +16,7 @@ from munet_serve.evolver.components import Head
 from munet_serve.evolver.export import export_component, fresh_lineage
 from munet_serve.server.engine import SessionPool, ort_environment
 from munet_serve.server.segments import FuseError, fuse, segment_paths
+from munet_serve.server.values import DeviceValues, HostValues
 
 from evolver_fixtures import ExportedRoot
 
@@ -51,9 +52,10 @@ def test_paths_are_cut_where_they_part_and_join_again() -> None:
     assert segment_paths({"a": paths["a"], "b": paths["b"]})["a"] == (("e", "b1", "b2", "b3", "n"), ("ha",))
 
 
-def test_the_edges_of_loaded_sessions_are_kept() -> None:
-    paths = {"a": ["e", "b1", "b2", "n", "ha"]}
-    assert segment_paths(paths, starts={"n"}, ends={"b1"}) == {"a": (("e", "b1"), ("b2",), ("n", "ha"))}
+def test_root_components_never_share_a_segment_with_a_tasks_own() -> None:
+    paths = {"a": ["e", "b1", "c2", "c3", "n", "ha"]}  # its own clones of two blocks, and its own head
+    cut = segment_paths(paths, stable={"e", "b1", "b2", "b3", "n"})
+    assert cut == {"a": (("e", "b1"), ("c2", "c3"), ("n",), ("ha",))}
 
 
 def test_a_path_ending_where_another_goes_on_and_a_repeated_component_are_cut() -> None:
@@ -132,3 +134,18 @@ def test_the_pool_runs_a_segment_it_cannot_fuse_one_session_per_component(
     assert np.array_equal(steps[-1].run(x), _chain([a.onnx for a in path[:-1]], x))
     pool.release([s.id for s in steps])
     assert pool.loaded() == []
+
+
+def test_a_fused_segment_runs_with_iobinding_on_device_values(path: list[Any], tmp_path: Path) -> None:
+    """The CUDA path binds only a segment's last output (its joins are outputs too); the same code on the CPU device
+    answers what the host path answers."""
+    files = {a.id: tmp_path / f"{a.id}.onnx" for a in path}
+    for artifact in path:
+        files[artifact.id].write_bytes(artifact.onnx)
+    pool = SessionPool(ort_environment(), files.__getitem__)
+    body, head = pool.acquire([[(a.id, a.info.kind) for a in path[:-1]], [(path[-1].id, path[-1].info.kind)]])
+    x = np.random.default_rng(1).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    device = DeviceValues(ort_environment(), "cpu")
+    host = HostValues()
+    on_device = device.to_host(device.run(head, device.run(body, device.from_host(x))))
+    assert np.array_equal(on_device, host.run(head, host.run(body, x)))

@@ -1,4 +1,4 @@
-"""Two tasks on shared root components: each distinct component in one session, the shared body fused into one
+"""Two tasks on shared root components: each distinct component in one session, the root's body fused into one
 segment session both tasks use, seen through public surfaces (the GetServingInfo RPC and the Prometheus metric);
 requests of both tasks run through the shared components together (cross-task batching, seen in the batch metrics);
 deleting one task leaves the other serving bit for bit as before."""
@@ -42,13 +42,15 @@ def test_shared_components_are_loaded_once_and_survive_a_delete(
     server = start_server(served_dir, metrics_port=0, batch_delay_ms=300)
     with Client(server.target, timeout=300) as client:
         first = client.predict(TASK, list(served_template.test_images[:8]), include_logits=True)
-        (whole,) = client.serving_info().sessions  # served alone, the whole path is one session
+        # Served alone, the path is two sessions: the root's components (its body) and the task's own head.
+        body, head = sorted(client.serving_info().sessions, key=lambda s: len(s.component_ids), reverse=True)
+        assert body.component_ids + head.component_ids == client.serving_info().routes[0].component_ids
         # A second task: even digits vs odd digits, on the same images.
         parity = digits.__class__(digits.images, digits.labels % 2, digits.splits)
         register_dataset(client, "parity", parity, labels=["even", "odd"])
         assert evolver(client, tmp_path / "cache").seed_pending() == ["parity"]
-        # The new path parted from the session: it was split, and the task answers bit for bit as before.
-        assert whole.id not in {s.id for s in client.serving_info().sessions}
+        # The new task's path runs through the same body session; the first task answers bit for bit as before.
+        assert {s.id: s.tasks for s in client.serving_info().sessions}[body.id] == sorted([TASK, "parity"])
         again = client.predict(TASK, list(served_template.test_images[:8]), include_logits=True)
         assert np.array_equal(np.stack([p.logits for p in again.predictions]),
                               np.stack([p.logits for p in first.predictions]))
@@ -102,8 +104,9 @@ def test_shared_components_are_loaded_once_and_survive_a_delete(
         assert np.array_equal(np.stack([p.logits for p in after.predictions]),
                               np.stack([p.logits for p in before.predictions]))
         info = client.serving_info()
-        # parity's own components are unloaded; the sessions left are not merged again while the server runs
+        # parity's own components are unloaded; the body and the head are the two sessions left
         assert sorted(c for s in info.sessions for c in s.component_ids) == sorted(ids[TASK])
+        assert {s.id for s in info.sessions} == {body.id, head.id}
         assert all(s.tasks == [TASK] for s in info.sessions)
         assert loaded_sessions_metric(server.metrics_port) == len(info.sessions)
         assert [t.name for t in client.list_tasks()] == [TASK]

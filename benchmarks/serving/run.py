@@ -300,33 +300,14 @@ def run(profile: Profile, workdir: Path | None = None) -> Report:
         fleet = Fleet(FleetSpec(profile.root))
         names = [f"task-{i:02d}" for i in range(max(*profile.memory_counts, profile.tasks))]
         images = Images(fleet.image_size)
-        munet = stack.enter_context(running(start_munet(workdir, profile)))
-        client = stack.enter_context(Client(munet.target, timeout=600))
-        fleet.upload_root(client)
-        own_bytes, published = 0, 0
-        root_ids = {a.id for a in fleet.root_artifacts}
-        for count in sorted({*profile.memory_counts, 1, profile.tasks}):
-            for index in range(published, count):
-                version = fleet.add_task(client, names[index], index)
-                owned = [c.id for c in version.components if c.id not in root_ids]
-                own_bytes += sum(i.onnx_bytes for i in client.list_components(owned))
-            published = count
-            tasks = names[:count]
-            logger.info("munet-serve: %d tasks published", count)
-            _load(munet, tasks, images, profile, profile.warmup_s, zipf=0.0)  # every task's sessions warm
-            if count == profile.tasks:
-                _compare(report, profile, fleet, munet, tasks, images, workdir)
-            if count in profile.memory_counts:
-                report.memory.setdefault("munet", {})[count] = munet.rss
-                report.own_bytes[count] = own_bytes
+        tasks = names[:profile.tasks]
+        munet, client = stack.enter_context(_fleet_server(workdir, profile, fleet, tasks))
+        logger.info("munet-serve: %d tasks published", len(tasks))
+        _load(munet, tasks, images, profile, profile.warmup_s, zipf=0.0)  # every task's sessions warm
+        _compare(report, profile, fleet, munet, tasks, images, workdir)
         whole = _whole_graph_bytes(client, names[0])
         report.whole_model_bytes = len(whole)
-        if "onnx" in profile.systems:
-            for count in (c for c in profile.memory_counts if c not in report.memory.get("onnx", {})):
-                logger.info("baseline onnx: memory with %d tasks", count)
-                with running(start_per_task("onnx", munet.target, names[:count], workdir, profile)) as a:
-                    _load(a, names[:count], images, profile, profile.warmup_s, zipf=0.0)
-                    report.memory.setdefault("onnx", {})[count] = a.rss
+        _memory(report, profile, fleet, names, images, workdir)
         logger.info("timing one task's whole path at each batch size")
         report.batch_cost = measure_apart(whole, (3, fleet.image_size, fleet.image_size), profile.threads,
                                           profile.headroom_s, profile.device)
@@ -334,6 +315,42 @@ def run(profile: Profile, workdir: Path | None = None) -> Report:
             report.small_swap = _small_swap(report, profile, profile.small_swap_root, names[:profile.tasks], workdir)
     report.seconds = time.perf_counter() - started
     return report
+
+
+@contextlib.contextmanager
+def _fleet_server(workdir: Path, profile: Profile, fleet: Fleet, tasks: list[str], name: str = "munet",
+                  fuse: bool = True) -> Iterator[tuple[System, Client]]:
+    """A munet-serve server of its own with the fleet's root uploaded and `tasks` published, and a client of it."""
+    with running(start_munet(workdir, profile, name, fuse)) as munet, Client(munet.target, timeout=600) as client:
+        fleet.upload_root(client)
+        for index, task in enumerate(tasks):
+            fleet.add_task(client, task, index)
+        yield munet, client
+
+
+def _memory(report: Report, profile: Profile, fleet: Fleet, names: list[str], images: Images, workdir: Path) -> None:
+    """Resident memory at each task count: munet-serve in a server of its own that gets the tasks one after another
+    and nothing but a warm-up load after each count (a heavier run or a hot swap in between moves its allocators'
+    high-water marks, which read as memory per task), and baseline A in a process per count, warmed the same way."""
+    root_ids = {a.id for a in fleet.root_artifacts}
+    own_bytes, published = 0, 0
+    with _fleet_server(workdir, profile, fleet, [], "munet-memory") as (munet, client):
+        for count in sorted(profile.memory_counts):
+            for index in range(published, count):
+                version = fleet.add_task(client, names[index], index)
+                owned = [c.id for c in version.components if c.id not in root_ids]
+                own_bytes += sum(i.onnx_bytes for i in client.list_components(owned))
+            published = count
+            logger.info("munet-serve: memory with %d tasks", count)
+            _load(munet, names[:count], images, profile, profile.warmup_s, zipf=0.0)  # every task's sessions warm
+            report.memory.setdefault("munet", {})[count] = munet.rss
+            report.own_bytes[count] = own_bytes
+        if "onnx" in profile.systems:
+            for count in profile.memory_counts:
+                logger.info("baseline onnx: memory with %d tasks", count)
+                with running(start_per_task("onnx", munet.target, names[:count], workdir, profile)) as a:
+                    _load(a, names[:count], images, profile, profile.warmup_s, zipf=0.0)
+                    report.memory.setdefault("onnx", {})[count] = a.rss
 
 
 def _whole_graph_bytes(client: Client, task: str) -> bytes:
@@ -361,11 +378,7 @@ def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, task
                 systems[kind] = stack.enter_context(running(start_per_task(kind, munet.target, tasks, workdir,
                                                                            profile)))
         if UNFUSED in profile.systems:
-            systems[UNFUSED] = unfused = stack.enter_context(running(start_munet(workdir, profile, UNFUSED, False)))
-            with Client(unfused.target, timeout=600) as client:
-                fleet.upload_root(client)
-                for index, name in enumerate(tasks):
-                    fleet.add_task(client, name, index)
+            systems[UNFUSED], _ = stack.enter_context(_fleet_server(workdir, profile, fleet, tasks, UNFUSED, False))
         logger.info("measuring %s with %d tasks", ", ".join(systems), n)
         workloads = [(name, "closed loop", tasks, 1) for name in systems]
         workloads += [(name, "single task", tasks[:1], 1) for name in ("munet", "onnx") if name in systems]
@@ -396,7 +409,6 @@ def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, task
             run.server_cpu_ms = cpu[(name, workload)] * 1000 / answered if answered else None
             report.runs.append(run)
         if "onnx" in systems:
-            report.memory.setdefault("onnx", {})[n] = systems["onnx"].rss
             closed_a = report.run("onnx", "closed loop")
             rate = profile.open_rate_fraction * closed_a.throughput_rps if closed_a else 0.0
             for name, system in systems.items():
@@ -426,13 +438,9 @@ def _small_swap(report: Report, profile: Profile, root: RootConfig, tasks: list[
     logger.info("hot swap on the small root %s", root.model)
     fleet = Fleet(FleetSpec(root))
     images = Images(fleet.image_size)
-    with tempfile.TemporaryDirectory(prefix="munet-small-", dir=workdir) as small_dir:
-        with running(start_munet(Path(small_dir), profile)) as munet, Client(munet.target, timeout=600) as client:
-            fleet.upload_root(client)
-            for index, name in enumerate(tasks):
-                fleet.add_task(client, name, index)
-            _load(munet, tasks, images, profile, profile.warmup_s)
-            return _hot_swap(report, profile, fleet, munet, tasks, images, SMALL_ROOT)
+    with _fleet_server(workdir, profile, fleet, tasks, "munet-small-root") as (munet, _):
+        _load(munet, tasks, images, profile, profile.warmup_s)
+        return _hot_swap(report, profile, fleet, munet, tasks, images, SMALL_ROOT)
 
 
 def _hot_swap(report: Report, profile: Profile, fleet: Fleet, munet: System, tasks: list[str], images: Images,
