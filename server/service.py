@@ -1,7 +1,8 @@
 """The server's domain logic: registering tasks, publishing and rolling back versions with hot swaps, predicting.
 
 Route changes (publish, roll back, delete, start-up) are serialised by one lock and always follow the same order:
-files durable -> new route loaded and warmed -> one registry transaction -> route swapped -> old sessions released.
+files durable -> new route loaded and warmed -> one registry transaction -> route swapped -> old sessions released
+-> the other routes re-cut into the segments the live paths now make (segments.py), each swapped the same way.
 So a failure before the transaction leaves the old version serving, and a crash after it serves the new one on
 restart.
 """
@@ -414,7 +415,7 @@ class ServeCore:
             segments = [[next(components) for _ in segment] for segment in cut[route.task]]
             try:
                 recut = dataclasses.replace(route, steps=tuple(self.pool.acquire(segments)))
-            except ServeError as e:
+            except Exception as e:  # noqa: BLE001 - the change that led here is done; this route serves as it was
                 logger.warning("task %s keeps its segments: %s", route.task, e)
                 continue
             try:
