@@ -11,7 +11,7 @@ components and keep the root's, so the session of the root's body survives them 
 otherwise have its whole path rebuilt by every publish). The cut is a function of the live paths and the root alone:
 a restart cuts as the running server did.
 Measured by `benchmarks/serving --quick` on 2 cores (16 tasks on ViT-S/14 paths): 1.08-1.33x the throughput of the
-same server with one session per component (`--no-fuse`), in three runs.
+same server with one session per component (`--no-fuse`), in six runs.
 
 `fuse` builds a segment's graph from its components' graphs: every name gets a per-component prefix and an Identity
 joins each output to the next input. Each join also stays an output of the fused graph (never fetched), which keeps
