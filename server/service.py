@@ -79,11 +79,11 @@ class ServeCore:
         """Loads the current version of every task, so a restarted server serves exactly what was current."""
         with self._changes:
             versions = self.registry.current_versions()
-            paths = {v.task: v.component_ids for v in versions}  # cut into segments once, all paths known
+            cut = self._cut({v.task: v.component_ids for v in versions})  # once, with every path known
             for version in versions:
                 task = self.registry.get_task(version.task)
                 try:
-                    self.router.install(self._load_route(task, version, others=paths))
+                    self.router.install(self._load_route(task, version, segments=cut[task.name]))
                     self.metrics.version.labels(task.name).set(version.version)
                 except ServeError as e:
                     self._load_errors[task.name] = str(e)
@@ -331,12 +331,12 @@ class ServeCore:
         new: NewVersion | None = None,
         kinds: list[tuple[str, ComponentKind]] | None = None,
         reason: str = "start",
-        others: Mapping[str, Sequence[str]] | None = None,
+        segments: Segments | None = None,
     ) -> Route:
         """Loads (or shares) the sessions of a path's segments and warms the chain; raises InvalidArgument if it
-        cannot serve. The path is cut into segments against `others` (task -> path; default: the live routes)."""
+        cannot serve. The path is cut as `segments` says, or else against the live routes of the other tasks."""
         try:
-            return self._build_route(task, version, new, kinds, others)
+            return self._build_route(task, version, new, kinds, segments)
         except ServeError:
             self.metrics.swaps.labels(reason, "failed").inc()
             raise
@@ -347,7 +347,7 @@ class ServeCore:
         version: VersionRecord | None,
         new: NewVersion | None,
         kinds: list[tuple[str, ComponentKind]] | None,
-        others: Mapping[str, Sequence[str]] | None,
+        segments: Segments | None,
     ) -> Route:
         if version is not None:
             kinds = [(cid, self.registry.get_component(cid).kind) for cid in version.component_ids]
@@ -355,7 +355,10 @@ class ServeCore:
         else:
             assert new is not None and kinds is not None
             spec = new.input
-        steps = self.pool.acquire(self._segments(task.name, kinds, others))
+        if segments is None:
+            live = {r.task: r.component_ids for r in self.router.all()}
+            segments = self._cut({**live, task.name: [cid for cid, _ in kinds]})[task.name]
+        steps = self.pool.acquire(_grouped(kinds, segments))
         route = Route(
             task=task.name,
             version=version.version if version else 0,
@@ -391,14 +394,6 @@ class ServeCore:
         root = self.registry.get_root()
         return segment_paths(paths, {cid for _, cid in root.components} if root else frozenset())
 
-    def _segments(self, task: str, path: Sequence[tuple[str, ComponentKind]],
-                  others: Mapping[str, Sequence[str]] | None = None) -> list[Segment]:
-        """A task's new path cut into segments, with the other tasks' paths (default: the live routes) as they are."""
-        paths = dict(others if others is not None else {r.task: r.component_ids for r in self.router.all()})
-        paths[task] = [cid for cid, _ in path]
-        components = iter(path)
-        return [[next(components) for _ in segment] for segment in self._cut(paths)[task]]
-
     def _recut(self) -> None:
         """After a route change, re-cuts the live routes whose segments the live paths now cut differently (a new
         path parted from their body, or the one that did is gone) and swaps them in; in-flight requests finish on
@@ -411,10 +406,9 @@ class ServeCore:
         for route in routes:
             if route.segments == cut[route.task]:
                 continue
-            components = iter(route.components)
-            segments = [[next(components) for _ in segment] for segment in cut[route.task]]
             try:
-                recut = dataclasses.replace(route, steps=tuple(self.pool.acquire(segments)))
+                recut = dataclasses.replace(route, steps=tuple(self.pool.acquire(_grouped(route.components,
+                                                                                          cut[route.task]))))
             except Exception as e:  # noqa: BLE001 - the change that led here is done; this route serves as it was
                 logger.warning("task %s keeps its segments: %s", route.task, e)
                 continue
@@ -432,6 +426,12 @@ class ServeCore:
 
     def _emit(self, type: str, view: TaskView, version: int = 0) -> None:
         self.events.publish(TaskEvent(type=type, view=view, version=version, time=time.time()))
+
+
+def _grouped(path: Sequence[tuple[str, ComponentKind]], segments: Segments) -> list[Segment]:
+    """The (id, kind) pairs of a path, grouped as its segments (runs of ids) cut it."""
+    components = iter(path)
+    return [[next(components) for _ in segment] for segment in segments]
 
 
 def _check_path(kinds: list[tuple[str, ComponentKind]]) -> None:
