@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import grpc
 import numpy as np
@@ -23,7 +23,16 @@ from munet_serve.proto.v1 import (
 from . import convert
 from .client import CHANNEL_OPTIONS, DEFAULT_TARGET
 from .errors import NotFoundError, UnavailableError, from_rpc_error
-from .streams import ComponentAssembler, Progress, TaskUpload, component_parts, publish_requests, register_requests
+from .streams import (
+    ComponentAssembler,
+    Progress,
+    RequestStream,
+    TaskUpload,
+    component_parts,
+    failure,
+    publish_requests,
+    register_requests,
+)
 from .types import (
     ComponentArtifact,
     ComponentInfo,
@@ -64,10 +73,15 @@ class AsyncClient:
         await self.close()
 
     async def _call(self, method, request):  # noqa: ANN001, ANN202
+        stream = RequestStream(request) if isinstance(request, Iterator) else None
         try:
-            return await method(request, timeout=self.timeout)
+            return await method(stream or request, timeout=self.timeout)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise failure(e, stream) from e
+        except asyncio.CancelledError:  # grpc.aio cancels the call when building a request raises
+            if stream is not None and stream.error is not None:
+                raise stream.error from None
+            raise
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -99,10 +113,7 @@ class AsyncClient:
         return convert.serving_info_from_pb(reply)
 
     async def register(self, upload: TaskUpload, progress: Progress | None = None) -> TaskInfo:
-        try:
-            reply = await self._tasks.RegisterTask(register_requests(upload, progress), timeout=self.timeout)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+        reply = await self._call(self._tasks.RegisterTask, register_requests(upload, progress))
         return convert.task_from_pb(reply)
 
     async def list_tasks(self) -> list[TaskInfo]:

@@ -26,7 +26,16 @@ from munet_serve.proto.v1 import (
 
 from . import convert
 from .errors import MunetError, NotFoundError, UnavailableError, from_rpc_error
-from .streams import ComponentAssembler, Progress, TaskUpload, component_parts, publish_requests, register_requests
+from .streams import (
+    ComponentAssembler,
+    Progress,
+    RequestStream,
+    TaskUpload,
+    component_parts,
+    failure,
+    publish_requests,
+    register_requests,
+)
 from .types import (
     ComponentArtifact,
     ComponentInfo,
@@ -96,10 +105,11 @@ class Client:
         self.close()
 
     def _call(self, method, request, timeout: float | None = None):  # noqa: ANN001, ANN202
+        stream = RequestStream(request) if isinstance(request, Iterator) else None
         try:
-            return method(request, timeout=timeout if timeout is not None else self.timeout)
+            return method(stream or request, timeout=timeout if timeout is not None else self.timeout)
         except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
+            raise failure(e, stream) from e
 
     # --- health ----------------------------------------------------------------------------------------------------
 

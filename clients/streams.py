@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
+import grpc
 import numpy as np
 
 from munet_serve.artifacts import CHUNK_BYTES, Split, sha256_hex
@@ -13,9 +15,37 @@ from munet_serve.proto.v1 import evolution_pb2, tasks_pb2, types_pb2
 from munet_serve.structs import to_struct
 
 from . import convert
+from .errors import from_rpc_error
 from .types import ComponentArtifact, ComponentInfo, Metrics, PathComponent, PathRef
 
 Progress = Callable[[int, int], None]  # (examples sent, total examples)
+T = TypeVar("T")
+
+
+class RequestStream(Iterator[T], Generic[T]):
+    """A streaming call's requests, keeping the exception that building one raised (a bad argument, an unreadable
+    image): gRPC cancels the call and reports it only as UNKNOWN "Exception iterating requests!", so the clients
+    raise the builder's own exception instead (`failure`)."""
+
+    def __init__(self, requests: Iterable[T]) -> None:
+        self._requests = iter(requests)
+        self.error: Exception | None = None
+
+    def __next__(self) -> T:
+        try:
+            return next(self._requests)
+        except StopIteration:
+            raise
+        except Exception as e:
+            self.error = e
+            raise
+
+
+def failure(error: grpc.RpcError, stream: RequestStream | None) -> Exception:
+    """The exception a client raises for a failed call: the stream builder's own, else the status's MunetError."""
+    if stream is not None and stream.error is not None:
+        return stream.error
+    return from_rpc_error(error)
 
 
 @dataclass(frozen=True)
@@ -95,6 +125,10 @@ def publish_requests(
     parent: PathRef | None,
     new_components: Sequence[ComponentArtifact],
 ) -> Iterator[evolution_pb2.PublishPathRequest]:
+    if not isinstance(metrics, Metrics):
+        raise TypeError(f"metrics must be a Metrics, not {type(metrics).__name__}")
+    if not isinstance(input, InputSpec):
+        raise TypeError(f"input must be an InputSpec, not {type(input).__name__}")
     path = types_pb2.PathVersion(
         task=task,
         components=convert.path_components_to_pb(components),

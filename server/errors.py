@@ -48,6 +48,9 @@ def task_not_found(name: str) -> NotFound:
 def _abort(context: grpc.ServicerContext, error: BaseException) -> None:
     if isinstance(error, ServeError):
         context.abort(error.code, str(error))
+    if isinstance(error, grpc.RpcError) and not context.is_active():  # the client cancelled while it streamed
+        logger.info("a call was cancelled by its client while its requests streamed in")
+        context.abort(grpc.StatusCode.CANCELLED, "cancelled by the client")
     logger.exception("unexpected error in %s", type(error).__name__, exc_info=error)
     context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(error).__name__}); details are in the server log")
 

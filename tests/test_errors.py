@@ -140,3 +140,32 @@ def test_publish_errors(start_server, served_dir: Path, tiny_root) -> None:
                parent=PathRef("gone", 1))
         assert client.get_task(TASK).current_version == 1
         assert client.predict(TASK, [np.zeros((8, 8), np.uint8)]).version == 1
+
+
+def test_a_stream_the_client_cannot_build_raises_its_own_error(start_server, served_dir: Path) -> None:
+    """An argument that fails while the request stream is built (gRPC alone would say UNKNOWN "Exception iterating
+    requests!") raises the client's own exception, from both clients; the call changes nothing."""
+    import asyncio
+
+    from munet_serve.clients import AsyncClient
+    from munet_serve.clients.streams import TaskUpload
+
+    server = start_server(served_dir)
+    images = [np.zeros((8, 8), np.uint8), "/nonexistent/image.png"]  # a path to read the image from
+    with Client(server.target, timeout=30) as client:
+        (v1,) = client.list_versions(TASK)
+        with pytest.raises(TypeError, match="metrics must be a Metrics, not dict"):
+            client.publish_path(TASK, v1.components, hparams={}, metrics={}, input=v1.input, parent=None)
+        with pytest.raises(FileNotFoundError, match="/nonexistent/image.png"):
+            client.register_task("u", ["a", "b"], images, [0, 1])
+
+        async def both() -> None:
+            async with AsyncClient(server.target, timeout=30) as aclient:
+                with pytest.raises(TypeError, match="metrics must be a Metrics, not dict"):
+                    await aclient.publish_path(TASK, v1.components, hparams={}, metrics={}, input=v1.input,
+                                               parent=None)
+                with pytest.raises(FileNotFoundError, match="/nonexistent/image.png"):
+                    await aclient.register(TaskUpload("u", ["a", "b"], images, [0, 1]))
+
+        asyncio.run(both())
+        assert client.get_task(TASK).current_version == 1 and [t.name for t in client.list_tasks()] == [TASK]
