@@ -307,7 +307,11 @@ class ServeCore:
         for _, cid in record.components:
             if not self.registry.has_component(cid):
                 raise NotFound(f"root component {cid} is not stored; upload it first")
-        return codec.root_pb(self.registry.set_root(record))
+        with self._changes:
+            stored = self.registry.set_root(record)
+            self._recut()  # paths published before the root was set: their root components become a segment apart
+            self.metrics.sessions.set(len(self.pool.loaded()))
+        return codec.root_pb(stored)
 
     # --- internals -------------------------------------------------------------------------------------------------
 

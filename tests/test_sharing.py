@@ -14,12 +14,12 @@ import numpy as np
 import torch
 
 from munet_serve.clients import Client
-from munet_serve.clients.types import PathComponent
+from munet_serve.clients.types import Metrics, PathComponent
 from munet_serve.evolver.components import fresh_head
 from munet_serve.evolver.export import export_component, fresh_lineage
 
 from evolver_fixtures import ExportedRoot
-from serving_fixtures import TASK, Served, evolver, register_dataset
+from serving_fixtures import TASK, Served, evolver, register_dataset, upload_root
 
 
 def loaded_sessions_metric(port: int) -> float:
@@ -155,3 +155,30 @@ def test_a_path_that_parts_inside_the_shared_body_splits_it_and_changes_no_answe
         for task in (TASK, "other"):
             assert np.array_equal(logits(task), before[task])
         assert np.array_equal(logits("clone"), before[TASK])  # the same arithmetic, cut differently
+
+
+def test_paths_published_before_the_root_is_set_are_cut_apart_from_it_when_it_is(
+    start_server, tmp_path: Path, digits, tiny_root: ExportedRoot, served_template: Served
+) -> None:
+    server = start_server(tmp_path / "data")
+    with Client(server.target, timeout=300) as client:
+        client.upload_components(tiny_root.artifacts)  # the root's components, not yet named the root
+        register_dataset(client, TASK, digits)
+        dim = int(tiny_root.artifacts[-1].info.config["dim"])
+        head = export_component(fresh_head(dim, 10), fresh_lineage(TASK, "head"))
+        root_part = [PathComponent(name, a.id) for (name, _), a in zip(tiny_root.root.components, tiny_root.artifacts,
+                                                                        strict=True)]
+        client.publish_path(TASK, [*root_part, PathComponent("head", head.id)], hparams={}, metrics=Metrics(),
+                            input=tiny_root.root.input, parent=None, new_components=[head])
+        images = list(served_template.test_images[:4])
+        before = client.predict(TASK, images, include_logits=True)
+        # No root: nothing tells the root's components from the task's own, and the one path is one segment.
+        assert [s.component_ids for s in client.serving_info().sessions] == [[c.id for c in root_part] + [head.id]]
+
+        upload_root(client, tiny_root)
+        # Setting the root re-cuts the live path: the root's components apart from the task's own head.
+        sessions = sorted(s.component_ids for s in client.serving_info().sessions)
+        assert sessions == sorted([[c.id for c in root_part], [head.id]])
+        after = client.predict(TASK, images, include_logits=True)
+        assert np.array_equal(np.stack([p.logits for p in after.predictions]),
+                              np.stack([p.logits for p in before.predictions]))
