@@ -29,7 +29,7 @@ from munet_serve.imaging import to_model_input
 from munet_serve.proto.v1 import inference_pb2, inference_pb2_grpc
 from munet_serve.server import codec
 from munet_serve.server.batching import Batcher, BatchingConfig
-from munet_serve.server.engine import LoadedSegment, OrtEnvironment, ort_environment
+from munet_serve.server.engine import LoadedSegment, OrtEnvironment, ort_environment, tune_heap
 from munet_serve.server.metrics import ServerMetrics
 from munet_serve.server.routes import Route
 from munet_serve.server.values import HostValues
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics (munet_batch_images) here")
     args = parser.parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tune_heap()  # as the server's entry point does
     env = ort_environment(args.device, args.threads)
     if args.kind == "torch":
         import torch
