@@ -130,6 +130,9 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
     assert set(report.memory["munet"]) == set(report.memory["onnx"]) == {1, 2, 3}
     assert all(v > 50 * 2**20 for m in report.memory.values() for v in m.values())  # a real process's RSS
     assert report.own_bytes[1] < report.own_bytes[2] < report.own_bytes[3]
+    # with every task of the memory measurement, after memory is read: both servers under the same load
+    many = {r.system: r for r in report.runs if r.workload == "closed loop, 3 tasks"}
+    assert set(many) == {"munet", "onnx"} and all(r.tasks == 3 and r.server_cpu_ms for r in many.values())
     assert report.swap["failed"] == 0 and report.swap["published"] >= 2
     assert report.swap["answered_new_version"] >= 1
     small = report.small_swap  # measured again in a server of its own
@@ -149,7 +152,7 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
     assert cost is not None and cost.batch_sizes[0] == 1 and all(ms > 0 for ms in cost.ms_per_run)
     data = json.loads(json_path.read_text())
     assert set(data["ratios"]) >= {"throughput_vs_A", "throughput_vs_single_task", "memory_added_vs_own_bytes",
-                                   "A_images_per_run", "compute_ceiling_vs_A"}
+                                   "A_images_per_run", "compute_ceiling_vs_A", "throughput_vs_A_3_tasks"}
     assert data["ratios"]["compute_ceiling_vs_A"] >= data["ratios"]["ceiling_vs_A_with_overhead"] > 0
     assert all(r.server_cpu_ms and r.server_cpu_ms > 0 for r in closed.values())
     assert "| munet-serve | closed loop | 3 |" in md_path.read_text()

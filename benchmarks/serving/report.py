@@ -43,6 +43,10 @@ def ratios(report: Report) -> dict[str, float | None]:
             base = report.run("onnx", run.workload)
             k = run.workload.split(", ")[1].split(" ")[0]
             out[f"throughput_vs_A_{k}_images_per_request"] = run.throughput_rps / base.throughput_rps if base else None
+    for run in report.runs:
+        if run.system == "munet" and run.workload.endswith(" tasks"):
+            base = report.run("onnx", run.workload)
+            out[f"throughput_vs_A_{run.tasks}_tasks"] = run.throughput_rps / base.throughput_rps if base else None
     a_batch = report.run("onnx", "closed loop")
     a_mean = a_batch.images_per_run(WHOLE_PATH) if a_batch else None
     out["A_images_per_run"] = a_mean

@@ -10,8 +10,9 @@ Every system runs in its own process behind the same Predict RPC, and one load g
 Measured: closed-loop throughput and latency with N tasks under Zipf traffic; the same traffic sent to a single task
 (munet-serve and baseline A: at equal batches, what a path cut into sessions costs against one whole graph);
 open-loop latency at one rate for every system (a fraction of baseline A's closed-loop throughput); resident memory
-with 1, 4, 16 and 64 tasks for munet-serve and baseline A; and a hot swap every second under load, in rounds
-interleaved with runs without swaps, on the profile's root and again on the small test root. Ratios are taken to
+with 1, 4, 16 and 64 tasks for munet-serve and baseline A, and then their closed-loop throughput with all 64 tasks;
+and a hot swap every second under load, in rounds interleaved with runs without swaps, on the profile's root and
+again on the small test root. Ratios are taken to
 baseline A within the run. Each closed-loop run also records the mean images per session run, by the kind of its
 first component, from each server's munet_batch_images metric, and the server's CPU time per request; and one
 task's whole path is timed at every batch size, which bounds what batching can gain on this machine (headroom.py).
@@ -331,7 +332,9 @@ def _fleet_server(workdir: Path, profile: Profile, fleet: Fleet, tasks: list[str
 def _memory(report: Report, profile: Profile, fleet: Fleet, names: list[str], images: Images, workdir: Path) -> None:
     """Resident memory at each task count: munet-serve in a server of its own that gets the tasks one after another
     and nothing but a warm-up load after each count (a heavier run or a hot swap in between moves its allocators'
-    high-water marks, which read as memory per task), and baseline A in a process per count, warmed the same way."""
+    high-water marks, which read as memory per task), and baseline A in a process per count, warmed the same way.
+    With the most tasks, once both servers' memory is read, the two also run closed-loop Zipf traffic over all of
+    them, interleaved as in the main comparison: how the ratio to A moves as tasks are added."""
     root_ids = {a.id for a in fleet.root_artifacts}
     own_bytes, published = 0, 0
     with _fleet_server(workdir, profile, fleet, [], "munet-memory") as (munet, client):
@@ -351,6 +354,16 @@ def _memory(report: Report, profile: Profile, fleet: Fleet, names: list[str], im
                 with running(start_per_task("onnx", munet.target, names[:count], workdir, profile)) as a:
                     _load(a, names[:count], images, profile, profile.warmup_s, zipf=0.0)
                     report.memory.setdefault("onnx", {})[count] = a.rss
+                    if count == published:  # the most tasks: both servers hold them all, memory is read
+                        logger.info("measuring munet and onnx with %d tasks", count)
+                        workload = many_tasks_workload(count)
+                        _interleaved(report, profile, {"munet": munet, "onnx": a},
+                                     [(name, workload, names[:count], 1) for name in ("munet", "onnx")], images)
+
+
+def many_tasks_workload(count: int) -> str:
+    """The name of the closed-loop workload run with every task of the memory measurement."""
+    return f"closed loop, {count} tasks"
 
 
 def _whole_graph_bytes(client: Client, task: str) -> bytes:
@@ -385,29 +398,7 @@ def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, task
         for k in profile.request_images[1:]:
             workloads += [(name, f"closed loop, {k} images/request", tasks, k) for name in ("munet", "onnx")
                           if name in systems]
-        for name, _, load_tasks, k in workloads:
-            _load(systems[name], load_tasks, images, profile, profile.warmup_s, batch=k)
-        rounds: dict[tuple[str, str], list[LoadResult]] = {(name, w): [] for name, w, _, _ in workloads}
-        batches: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
-        cpu: dict[tuple[str, str], float] = {}
-        for _ in range(profile.rounds):
-            for name, workload, load_tasks, k in workloads:
-                before, cpu_before = systems[name].batch_counts(), systems[name].cpu_seconds()
-                result = _load(systems[name], load_tasks, images, profile, profile.duration_s / profile.rounds,
-                               batch=k)
-                rounds[(name, workload)].append(result)
-                cpu[(name, workload)] = cpu.get((name, workload), 0.0) + systems[name].cpu_seconds() - cpu_before
-                total = batches.setdefault((name, workload), {})
-                for kind, (runs, took) in systems[name].batch_counts().items():
-                    runs0, took0 = before.get(kind, (0.0, 0.0))
-                    sum_runs, sum_took = total.get(kind, (0.0, 0.0))
-                    total[kind] = (sum_runs + runs - runs0, sum_took + took - took0)
-        for (name, workload), results in rounds.items():
-            run = Run.of(name, workload, 1 if workload == "single task" else n, _merged(results))
-            run.batches = batches[(name, workload)]
-            answered = sum(len(r.latencies_ms) for r in results)
-            run.server_cpu_ms = cpu[(name, workload)] * 1000 / answered if answered else None
-            report.runs.append(run)
+        _interleaved(report, profile, systems, workloads, images)
         if "onnx" in systems:
             closed_a = report.run("onnx", "closed loop")
             rate = profile.open_rate_fraction * closed_a.throughput_rps if closed_a else 0.0
@@ -418,6 +409,40 @@ def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, task
                                    zipf_exponent=profile.zipf_exponent)
                 report.runs.append(Run.of(name, f"open loop {rate:.0f}/s", n, opened))
     report.swap = _hot_swap(report, profile, fleet, munet, tasks, images)
+
+
+Workload = tuple[str, str, list[str], int]  # system, workload name, tasks loaded, images per request
+
+
+def _interleaved(report: Report, profile: Profile, systems: dict[str, System], workloads: list[Workload],
+                 images: Images) -> None:
+    """Closed-loop runs of `workloads`, each warmed up, then in `profile.rounds` rounds interleaved between them
+    (the machine's speed drifts); one Run each, with the median round's throughput, every latency, the images per
+    session run and the server's CPU time per answered request."""
+    for name, _, load_tasks, k in workloads:
+        _load(systems[name], load_tasks, images, profile, profile.warmup_s, batch=k)
+    rounds: dict[tuple[str, str], list[LoadResult]] = {(name, w): [] for name, w, _, _ in workloads}
+    batches: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
+    cpu: dict[tuple[str, str], float] = {}
+    for _ in range(profile.rounds):
+        for name, workload, load_tasks, k in workloads:
+            before, cpu_before = systems[name].batch_counts(), systems[name].cpu_seconds()
+            result = _load(systems[name], load_tasks, images, profile, profile.duration_s / profile.rounds,
+                           batch=k)
+            rounds[(name, workload)].append(result)
+            cpu[(name, workload)] = cpu.get((name, workload), 0.0) + systems[name].cpu_seconds() - cpu_before
+            total = batches.setdefault((name, workload), {})
+            for kind, (runs, took) in systems[name].batch_counts().items():
+                runs0, took0 = before.get(kind, (0.0, 0.0))
+                sum_runs, sum_took = total.get(kind, (0.0, 0.0))
+                total[kind] = (sum_runs + runs - runs0, sum_took + took - took0)
+    loaded = {(name, workload): len(load_tasks) for name, workload, load_tasks, _ in workloads}
+    for (name, workload), results in rounds.items():
+        run = Run.of(name, workload, loaded[(name, workload)], _merged(results))
+        run.batches = batches[(name, workload)]
+        answered = sum(len(r.latencies_ms) for r in results)
+        run.server_cpu_ms = cpu[(name, workload)] * 1000 / answered if answered else None
+        report.runs.append(run)
 
 
 def _merged(results: list[LoadResult]) -> LoadResult:
