@@ -66,9 +66,9 @@ def tune_heap(mmap_threshold: int = HEAP_MMAP_THRESHOLD, arenas: int = HEAP_AREN
     serving threads start. Each allocation of `mmap_threshold` bytes or more (a weight matrix) gets pages of its own
     and returns them when freed, instead of glibc raising the threshold as it frees them and packing later weights
     into its arenas, where freed pages stay resident between live ones; and the gRPC threads share `arenas` arenas
-    instead of up to eight per core. Measured on the serving benchmark's memory sequence (16 -> 64 tasks, two
-    processes each): memory added per task 1.10-1.36x its own components' bytes without this, 1.10x with it, and
-    445 instead of 496-542 MiB with 64 tasks. Returns whether it took effect (False where glibc is absent)."""
+    instead of up to eight per core. Measured on the serving benchmark's memory sequence (16 -> 64 tasks): memory
+    added per task 1.10-1.36x its own components' bytes from run to run without this, 1.08-1.10x with it, and 445
+    instead of 496-542 MiB with 64 tasks. Returns whether it took effect (False where glibc is absent)."""
     if _LIBC is None or not hasattr(_LIBC, "mallopt"):
         return False
     return bool(_LIBC.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(_LIBC.mallopt(_M_ARENA_MAX, arenas))

@@ -12,10 +12,10 @@ Measured: closed-loop throughput and latency with N tasks under Zipf traffic; th
 open-loop latency at one rate for every system (a fraction of baseline A's closed-loop throughput); resident memory
 with 1, 4, 16 and 64 tasks for munet-serve and baseline A, and then their closed-loop throughput with all 64 tasks;
 and a hot swap every second under load, in rounds interleaved with runs without swaps, on the profile's root and
-again on the small test root. Ratios are taken to
-baseline A within the run. Each closed-loop run also records the mean images per session run, by the kind of its
-first component, from each server's munet_batch_images metric, and the server's CPU time per request; and one
-task's whole path is timed at every batch size, which bounds what batching can gain on this machine (headroom.py).
+again on the small test root. Ratios are taken to baseline A within the run. Each closed-loop run also records the
+mean images per session run, by the kind of its first component, from each server's munet_batch_images metric, and
+the server's CPU time per request; and one task's whole path is timed at every batch size, which bounds what
+batching can gain on this machine (headroom.py).
 """
 
 from __future__ import annotations
