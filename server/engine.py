@@ -71,7 +71,9 @@ def tune_heap(mmap_threshold: int = HEAP_MMAP_THRESHOLD, arenas: int = HEAP_AREN
     instead of 496-542 MiB with 64 tasks. Returns whether it took effect (False where glibc is absent)."""
     if _LIBC is None or not hasattr(_LIBC, "mallopt"):
         return False
-    return bool(_LIBC.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(_LIBC.mallopt(_M_ARENA_MAX, arenas))
+    threshold_set = _LIBC.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+    arenas_set = _LIBC.mallopt(_M_ARENA_MAX, arenas)
+    return bool(threshold_set and arenas_set)
 
 
 def _libc() -> ctypes.CDLL | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from .headroom import a_ms_per_image, compute_ceiling
 from .per_task import WHOLE_PATH
-from .run import UNFUSED, Report
+from .run import UNFUSED, Report, many_tasks_workload
 
 SYSTEMS = {"munet": "munet-serve", "onnx": "A: ONNX Runtime, model per task", "torch": "B: PyTorch eager, per task",
            UNFUSED: "munet-serve, one session per component"}
@@ -44,7 +44,7 @@ def ratios(report: Report) -> dict[str, float | None]:
             k = run.workload.split(", ")[1].split(" ")[0]
             out[f"throughput_vs_A_{k}_images_per_request"] = run.throughput_rps / base.throughput_rps if base else None
     for run in report.runs:
-        if run.system == "munet" and run.workload.endswith(" tasks"):
+        if run.system == "munet" and run.workload == many_tasks_workload(run.tasks):
             base = report.run("onnx", run.workload)
             out[f"throughput_vs_A_{run.tasks}_tasks"] = run.throughput_rps / base.throughput_rps if base else None
     a_batch = report.run("onnx", "closed loop")
