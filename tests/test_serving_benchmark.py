@@ -127,12 +127,16 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
             ("munet_unfused", "closed"), ("onnx", "single")} <= systems
     for r in report.runs:
         assert r.failed == 0 and r.requests > 0, r
-    assert set(report.memory["munet"]) == set(report.memory["onnx"]) == {1, 2, 3}
+    assert set(report.memory["munet"]) == set(report.memory["onnx"]) == {1, 2, 4}
     assert all(v > 50 * 2**20 for m in report.memory.values() for v in m.values())  # a real process's RSS
-    assert report.own_bytes[1] < report.own_bytes[2] < report.own_bytes[3]
-    # with every task of the memory measurement, after memory is read: both servers under the same load
-    many = {r.system: r for r in report.runs if r.workload == "closed loop, 3 tasks"}
-    assert set(many) == {"munet", "onnx"} and all(r.tasks == 3 and r.server_cpu_ms for r in many.values())
+    assert report.own_bytes[1] < report.own_bytes[2] < report.own_bytes[4]
+    # with every task of the memory measurement (more than the 3 of the main comparison), after memory is read:
+    # both servers under the same load
+    many = {r.system: r for r in report.runs if r.workload == "closed loop, 4 tasks"}
+    assert set(many) == {"munet", "onnx"} and all(r.tasks == 4 and r.server_cpu_ms for r in many.values())
+    # the 3 tasks' traffic again with another number of clients, for munet-serve and A
+    fewer = {r.system: r for r in report.runs if r.workload == "closed loop, 2 clients"}
+    assert set(fewer) == {"munet", "onnx"} and all(r.tasks == 3 and r.server_cpu_ms for r in fewer.values())
     assert report.swap["failed"] == 0 and report.swap["published"] >= 2
     assert report.swap["answered_new_version"] >= 1
     small = report.small_swap  # measured again in a server of its own
@@ -152,7 +156,16 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
     assert cost is not None and cost.batch_sizes[0] == 1 and all(ms > 0 for ms in cost.ms_per_run)
     data = json.loads(json_path.read_text())
     assert set(data["ratios"]) >= {"throughput_vs_A", "throughput_vs_single_task", "memory_added_vs_own_bytes",
-                                   "A_images_per_run", "compute_ceiling_vs_A", "throughput_vs_A_3_tasks"}
+                                   "A_images_per_run", "compute_ceiling_vs_A", "throughput_vs_A_4_tasks",
+                                   "ceiling_vs_A_with_overhead_4_tasks", "throughput_vs_A_2_clients",
+                                   "ceiling_vs_A_with_overhead_2_clients"}
     assert data["ratios"]["compute_ceiling_vs_A"] >= data["ratios"]["ceiling_vs_A_with_overhead"] > 0
     assert all(r.server_cpu_ms and r.server_cpu_ms > 0 for r in closed.values())
     assert "| munet-serve | closed loop | 3 |" in md_path.read_text()
+
+
+def test_the_servers_get_a_grpc_thread_for_every_client_of_any_run() -> None:
+    from benchmarks.serving.run import PROFILES
+
+    assert PROFILES["quick"].concurrencies == () and PROFILES["quick"].most_clients == 32
+    assert PROFILES["clients"].most_clients == 64 > PROFILES["clients"].concurrency

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = parser.add_mutually_exclusive_group()
     chosen.add_argument("--quick", action="store_const", const="quick", dest="profile",
                         help="the 2-core profile (about 10 minutes; the default)")
-    chosen.add_argument("--profile", choices=sorted(PROFILES), help="any profile (full, gpu, mini, quick)")
+    chosen.add_argument("--profile", choices=sorted(PROFILES), help="any profile (clients, full, gpu, mini, quick)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="where the results go")
     parser.add_argument("--duration", type=float, help="seconds per run (overrides the profile)")
     parser.add_argument("--log-level", default="INFO")

@@ -10,7 +10,7 @@ from typing import Any
 
 from .headroom import a_ms_per_image, compute_ceiling
 from .per_task import WHOLE_PATH
-from .run import UNFUSED, Report, many_tasks_workload
+from .run import UNFUSED, Report, clients_workload, many_tasks_workload
 
 SYSTEMS = {"munet": "munet-serve", "onnx": "A: ONNX Runtime, model per task", "torch": "B: PyTorch eager, per task",
            UNFUSED: "munet-serve, one session per component"}
@@ -47,18 +47,13 @@ def ratios(report: Report) -> dict[str, float | None]:
         if run.system == "munet" and run.workload == many_tasks_workload(run.tasks):
             base = report.run("onnx", run.workload)
             out[f"throughput_vs_A_{run.tasks}_tasks"] = run.throughput_rps / base.throughput_rps if base else None
-    a_batch = report.run("onnx", "closed loop")
-    a_mean = a_batch.images_per_run(WHOLE_PATH) if a_batch else None
-    out["A_images_per_run"] = a_mean
-    if report.batch_cost is not None and a_mean:
-        cost, max_batch = report.batch_cost, int(report.profile["max_batch"])
-        out["compute_ceiling_vs_A"] = compute_ceiling(cost, a_mean, max_batch)
-        if a_batch and a_batch.server_cpu_ms:
-            # what A's server spends per request beyond its model's arithmetic (gRPC, decoding, scheduling), which
-            # munet-serve pays as well: with it, the most that batching every component at the best size can give
-            overhead = max(0.0, a_batch.server_cpu_ms - a_ms_per_image(cost, a_mean))
-            out["A_overhead_ms_per_request"] = overhead
-            out["ceiling_vs_A_with_overhead"] = compute_ceiling(cost, a_mean, max_batch, overhead)
+            out.update(_ceilings(report, run.workload, f"_{run.tasks}_tasks"))
+    for clients in report.profile.get("concurrencies", ()):
+        workload = clients_workload(clients)
+        ours, base = report.run("munet", workload), report.run("onnx", workload)
+        out[f"throughput_vs_A_{clients}_clients"] = ours.throughput_rps / base.throughput_rps if ours and base else None
+        out.update(_ceilings(report, workload, f"_{clients}_clients"))
+    out.update(_ceilings(report, "closed loop", "", detail=True))
     for key, swap in (("swap", report.swap), ("small_root_swap", report.small_swap)):
         if swap:  # against the steady runs interleaved with the swap runs
             out[f"{key}_p99_vs_steady"] = swap["p99_swapping_ms"] / swap["p99_steady_ms"]
@@ -72,6 +67,27 @@ def ratios(report: Report) -> dict[str, float | None]:
         if lo in a and hi in a:
             out["A_memory_per_task_mib"] = (a[hi] - a[lo]) / (hi - lo) / MIB
         out["munet_memory_per_task_mib"] = added / (hi - lo) / MIB
+    return out
+
+
+def _ceilings(report: Report, workload: str, suffix: str, detail: bool = False) -> dict[str, float | None]:
+    """What batching every component at the best size could give over A in a one-image-per-request workload, from
+    A's mean batch in it and the batch-cost curve: `ceiling_vs_A_with_overhead{suffix}`, with what A's server spends
+    per request beyond its model's arithmetic (gRPC, decoding, scheduling), which munet-serve pays as well; with
+    `detail`, also A's mean batch, that overhead and the bound without it (`compute_ceiling_vs_A`)."""
+    a = report.run("onnx", workload)
+    a_mean = a.images_per_run(WHOLE_PATH) if a else None
+    out: dict[str, float | None] = {f"A_images_per_run{suffix}": a_mean} if detail else {}
+    if report.batch_cost is None or a is None or not a_mean:
+        return out
+    cost, max_batch = report.batch_cost, int(report.profile["max_batch"])
+    if detail:
+        out[f"compute_ceiling_vs_A{suffix}"] = compute_ceiling(cost, a_mean, max_batch)
+    if a.server_cpu_ms:
+        overhead = max(0.0, a.server_cpu_ms - a_ms_per_image(cost, a_mean))
+        if detail:
+            out[f"A_overhead_ms_per_request{suffix}"] = overhead
+        out[f"ceiling_vs_A_with_overhead{suffix}"] = compute_ceiling(cost, a_mean, max_batch, overhead)
     return out
 
 

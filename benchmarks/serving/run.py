@@ -7,7 +7,8 @@ Every system runs in its own process behind the same Predict RPC, and one load g
 - baseline A: one whole-model ONNX Runtime session per task, batched within a task (`per_task.py --kind onnx`);
 - baseline B: one PyTorch eager model per task, batched the same way (`per_task.py --kind torch`).
 
-Measured: closed-loop throughput and latency with N tasks under Zipf traffic; the same traffic sent to a single task
+Measured: closed-loop throughput and latency with N tasks under Zipf traffic (and, in the `clients` profile, the
+same traffic from fewer and more clients, for munet-serve and baseline A); the same traffic sent to a single task
 (munet-serve and baseline A: at equal batches, what a path cut into sessions costs against one whole graph);
 open-loop latency at one rate for every system (a fraction of baseline A's closed-loop throughput); resident memory
 with 1, 4, 16 and 64 tasks for munet-serve and baseline A, and then their closed-loop throughput with all 64 tasks;
@@ -34,7 +35,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 import numpy as np
@@ -50,7 +51,7 @@ from .load import LoadResult, closed_loop, open_loop
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PROFILES", "Profile", "run"]
+__all__ = ["PROFILES", "Profile", "clients_workload", "many_tasks_workload", "run"]
 
 HOT_SWAP, STEADY, SMALL_ROOT = "hot swap", "steady between swaps", "small root, "  # workload names
 UNFUSED = "munet_unfused"  # the system name of munet-serve with one session per component
@@ -78,6 +79,8 @@ class Profile:
             they wait, which on 2 cores takes the CPU from the gRPC threads.
         request_images: images per request of the closed-loop runs; the first is the main workload (and the
             open loop's), the others add a closed-loop run of munet-serve and baseline A each.
+        concurrencies: more closed-loop client counts at which munet-serve and baseline A run the N-task traffic
+            (interleaved with the main comparison): how the ratio to A moves with the load on each task.
         headroom_s: seconds of timing one task's whole path at each batch size (headroom.py).
         small_swap_root: if set, the hot swap is measured again on a fleet cut from this (small) root, in a server
             of its own under the same load: the issue's publish-to-first-answer target is for the small test model.
@@ -99,6 +102,7 @@ class Profile:
     systems: tuple[str, ...] = ("munet", "onnx", "torch", "munet_unfused")
     rounds: int = 3
     request_images: tuple[int, ...] = (1, 8)
+    concurrencies: tuple[int, ...] = ()
     device: str = "cpu"
     max_batch: int = 64
     batch_delay_ms: float = 0.0
@@ -106,6 +110,11 @@ class Profile:
     batch_workers: int = 2
     headroom_s: float = 0.8
     small_swap_root: RootConfig | None = None
+
+    @property
+    def most_clients(self) -> int:
+        """The most closed-loop clients of any run (the servers get twice as many gRPC worker threads)."""
+        return max((self.concurrency, *self.concurrencies))
 
 
 # The default root's architecture (DINOv2 ViT-S/14 at 28 px, evolver preset dinov2-s14-imgfocus), randomly
@@ -119,7 +128,11 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile("quick", _S14, small_swap_root=_TINY),
     "full": Profile("full", _S14, duration_s=60.0, swap_duration_s=60.0, concurrency=64, small_swap_root=_TINY),
     "gpu": Profile("gpu", _B16, device="cuda", concurrency=64, memory_counts=(1, 4, 16)),  # fits a 10-minute call
-    "mini": Profile("mini", _TINY, tasks=3, memory_counts=(1, 2, 3), concurrency=4,
+    # the quick profile's main comparison at 4 to 64 clients, without baseline B, the unfused server, 8-image
+    # requests and the small root's hot swap (about 8 minutes)
+    "clients": Profile("clients", _S14, concurrencies=(4, 8, 16, 64), systems=("munet", "onnx"),
+                       request_images=(1,), memory_counts=(1, 16)),
+    "mini": Profile("mini", _TINY, tasks=3, memory_counts=(1, 2, 4), concurrency=4, concurrencies=(2,),
                     duration_s=1.5, warmup_s=0.5, swap_duration_s=2.5, swap_interval_s=0.5, rounds=2, headroom_s=0.1),
 }
 
@@ -205,7 +218,7 @@ def _start(name: str, args: list[str], workdir: Path, ready_s: float = 600.0) ->
 
 def start_munet(workdir: Path, profile: Profile, name: str = "munet", fuse: bool = True) -> System:
     return _start(name, ["-m", "munet_serve.server", "--data-dir", str(workdir / f"{name}-data"), "--device",
-                         profile.device, "--max-workers", str(max(32, 2 * profile.concurrency)), "--max-batch",
+                         profile.device, "--max-workers", str(max(32, 2 * profile.most_clients)), "--max-batch",
                          str(profile.max_batch), "--batch-delay-ms", str(profile.batch_delay_ms), "--threads",
                          str(profile.threads), "--batch-workers", str(profile.batch_workers), "--log-level",
                          "WARNING", *([] if fuse else ["--no-fuse"])], workdir)
@@ -215,7 +228,7 @@ def start_per_task(kind: str, source: str, tasks: list[str], workdir: Path, prof
     return _start(f"{kind}-{len(tasks)}", ["-m", "benchmarks.serving.per_task", "--kind", kind, "--source", source,
                                            "--tasks", ",".join(tasks), "--max-batch", str(profile.max_batch),
                                            "--batch-delay-ms", str(profile.batch_delay_ms), "--device",
-                                           profile.device, "--max-workers", str(max(32, 2 * profile.concurrency)),
+                                           profile.device, "--max-workers", str(max(32, 2 * profile.most_clients)),
                                            "--threads", str(profile.threads), "--batch-workers",
                                            str(profile.batch_workers)], workdir)
 
@@ -229,6 +242,17 @@ def running(system: System) -> Iterator[System]:
 
 
 # --- measurements --------------------------------------------------------------------------------------------------
+
+
+class Workload(NamedTuple):
+    """One closed-loop run's setting: the system, the workload's name in the report, the tasks loaded, images per
+    request and closed-loop clients (None: the profile's)."""
+
+    system: str
+    name: str
+    tasks: list[str]
+    images: int = 1
+    clients: int | None = None
 
 
 @dataclass
@@ -334,7 +358,8 @@ def _memory(report: Report, profile: Profile, fleet: Fleet, names: list[str], im
     and nothing but a warm-up load after each count (a heavier run or a hot swap in between moves its allocators'
     high-water marks, which read as memory per task), and baseline A in a process per count, warmed the same way.
     With the most tasks, once both servers' memory is read, the two also run closed-loop Zipf traffic over all of
-    them, interleaved as in the main comparison: how the ratio to A moves as tasks are added."""
+    them (if that is more tasks than the main comparison has), interleaved as in the main comparison: how the ratio
+    to A moves as tasks are added."""
     root_ids = {a.id for a in fleet.root_artifacts}
     own_bytes, published = 0, 0
     with _fleet_server(workdir, profile, fleet, [], "munet-memory") as (munet, client):
@@ -354,16 +379,22 @@ def _memory(report: Report, profile: Profile, fleet: Fleet, names: list[str], im
                 with running(start_per_task("onnx", munet.target, names[:count], workdir, profile)) as a:
                     _load(a, names[:count], images, profile, profile.warmup_s, zipf=0.0)
                     report.memory.setdefault("onnx", {})[count] = a.rss
-                    if count == published:  # the most tasks: both servers hold them all, memory is read
+                    if count == published > profile.tasks:  # the most tasks, more than the main comparison's:
+                        # both servers hold them all, memory is read
                         logger.info("measuring munet and onnx with %d tasks", count)
                         workload = many_tasks_workload(count)
                         _interleaved(report, profile, {"munet": munet, "onnx": a},
-                                     [(name, workload, names[:count], 1) for name in ("munet", "onnx")], images)
+                                     [Workload(name, workload, names[:count]) for name in ("munet", "onnx")], images)
 
 
 def many_tasks_workload(count: int) -> str:
     """The name of the closed-loop workload run with every task of the memory measurement."""
     return f"closed loop, {count} tasks"
+
+
+def clients_workload(clients: int) -> str:
+    """The name of the closed-loop workload run with the N tasks and `clients` clients (Profile.concurrencies)."""
+    return f"closed loop, {clients} clients"
 
 
 def _whole_graph_bytes(client: Client, task: str) -> bytes:
@@ -373,8 +404,8 @@ def _whole_graph_bytes(client: Client, task: str) -> bytes:
 
 
 def _load(system: System, tasks: list[str], images: Images, profile: Profile, duration: float | None = None,
-          zipf: float | None = None, **options: Any) -> LoadResult:
-    return closed_loop(system.target, tasks, images, concurrency=profile.concurrency,
+          zipf: float | None = None, clients: int | None = None, **options: Any) -> LoadResult:
+    return closed_loop(system.target, tasks, images, concurrency=clients or profile.concurrency,
                        duration_s=duration or profile.duration_s,
                        zipf_exponent=profile.zipf_exponent if zipf is None else zipf, **options)
 
@@ -393,11 +424,13 @@ def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, task
         if UNFUSED in profile.systems:
             systems[UNFUSED], _ = stack.enter_context(_fleet_server(workdir, profile, fleet, tasks, UNFUSED, False))
         logger.info("measuring %s with %d tasks", ", ".join(systems), n)
-        workloads = [(name, "closed loop", tasks, 1) for name in systems]
-        workloads += [(name, "single task", tasks[:1], 1) for name in ("munet", "onnx") if name in systems]
+        pair = [name for name in ("munet", "onnx") if name in systems]
+        workloads = [Workload(name, "closed loop", tasks) for name in systems]
+        workloads += [Workload(name, "single task", tasks[:1]) for name in pair]
         for k in profile.request_images[1:]:
-            workloads += [(name, f"closed loop, {k} images/request", tasks, k) for name in ("munet", "onnx")
-                          if name in systems]
+            workloads += [Workload(name, f"closed loop, {k} images/request", tasks, k) for name in pair]
+        for c in profile.concurrencies:
+            workloads += [Workload(name, clients_workload(c), tasks, clients=c) for name in pair]
         _interleaved(report, profile, systems, workloads, images)
         if "onnx" in systems:
             closed_a = report.run("onnx", "closed loop")
@@ -411,24 +444,21 @@ def _compare(report: Report, profile: Profile, fleet: Fleet, munet: System, task
     report.swap = _hot_swap(report, profile, fleet, munet, tasks, images)
 
 
-Workload = tuple[str, str, list[str], int]  # system, workload name, tasks loaded, images per request
-
-
 def _interleaved(report: Report, profile: Profile, systems: dict[str, System], workloads: list[Workload],
                  images: Images) -> None:
     """Closed-loop runs of `workloads`, each warmed up, then in `profile.rounds` rounds interleaved between them
     (the machine's speed drifts); one Run each, with the median round's throughput, every latency, the images per
     session run and the server's CPU time per answered request."""
-    for name, _, load_tasks, k in workloads:
-        _load(systems[name], load_tasks, images, profile, profile.warmup_s, batch=k)
-    rounds: dict[tuple[str, str], list[LoadResult]] = {(name, w): [] for name, w, _, _ in workloads}
+    for name, _, load_tasks, k, clients in workloads:
+        _load(systems[name], load_tasks, images, profile, profile.warmup_s, batch=k, clients=clients)
+    rounds: dict[tuple[str, str], list[LoadResult]] = {(w.system, w.name): [] for w in workloads}
     batches: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
     cpu: dict[tuple[str, str], float] = {}
     for _ in range(profile.rounds):
-        for name, workload, load_tasks, k in workloads:
+        for name, workload, load_tasks, k, clients in workloads:
             before, cpu_before = systems[name].batch_counts(), systems[name].cpu_seconds()
             result = _load(systems[name], load_tasks, images, profile, profile.duration_s / profile.rounds,
-                           batch=k)
+                           batch=k, clients=clients)
             rounds[(name, workload)].append(result)
             cpu[(name, workload)] = cpu.get((name, workload), 0.0) + systems[name].cpu_seconds() - cpu_before
             total = batches.setdefault((name, workload), {})
@@ -436,7 +466,7 @@ def _interleaved(report: Report, profile: Profile, systems: dict[str, System], w
                 runs0, took0 = before.get(kind, (0.0, 0.0))
                 sum_runs, sum_took = total.get(kind, (0.0, 0.0))
                 total[kind] = (sum_runs + runs - runs0, sum_took + took - took0)
-    loaded = {(name, workload): len(load_tasks) for name, workload, load_tasks, _ in workloads}
+    loaded = {(w.system, w.name): len(w.tasks) for w in workloads}
     for (name, workload), results in rounds.items():
         run = Run.of(name, workload, loaded[(name, workload)], _merged(results))
         run.batches = batches[(name, workload)]
