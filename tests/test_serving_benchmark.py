@@ -164,7 +164,7 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
     assert "| munet-serve | closed loop | 3 |" in md_path.read_text()
 
 
-def test_the_servers_get_a_grpc_thread_for_every_client_of_any_run() -> None:
+def test_most_clients_counts_every_closed_loop_run_of_a_profile() -> None:
     from benchmarks.serving.run import PROFILES
 
     assert PROFILES["quick"].concurrencies == () and PROFILES["quick"].most_clients == 32

@@ -129,7 +129,7 @@ PROFILES: dict[str, Profile] = {
     "full": Profile("full", _S14, duration_s=60.0, swap_duration_s=60.0, concurrency=64, small_swap_root=_TINY),
     "gpu": Profile("gpu", _B16, device="cuda", concurrency=64, memory_counts=(1, 4, 16)),  # fits a 10-minute call
     # the quick profile's main comparison at 4 to 64 clients, without baseline B, the unfused server, 8-image
-    # requests and the small root's hot swap (about 8 minutes)
+    # requests and the small root's hot swap (about 6.5 minutes)
     "clients": Profile("clients", _S14, concurrencies=(4, 8, 16, 64), systems=("munet", "onnx"),
                        request_images=(1,), memory_counts=(1, 16)),
     "mini": Profile("mini", _TINY, tasks=3, memory_counts=(1, 2, 4), concurrency=4, concurrencies=(2,),
