@@ -22,6 +22,7 @@ from .config import (
     BUDGET_PRESETS,
     ROOT_PRESETS,
     SEARCH_PRESETS,
+    VARIANT_NAMES,
     EvolverConfig,
     RootConfig,
     budget_preset,
@@ -76,8 +77,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search", choices=sorted(SEARCH_PRESETS),
                    help="candidates per generation and per task iteration, and task iterations (default: --budget's)")
     p.add_argument("--task-iterations", type=int, help="visits per task (0: keep evolving); default: the budget's")
-    p.add_argument("--variant", default="munet", choices=["munet", "mu2net"], help="parent selection and search")
+    p.add_argument("--variant", default="munet", choices=list(VARIANT_NAMES),
+                   help="muNet, or mu2Net (made for tasks that arrive one after another)")
     p.add_argument("--mutation-probability", type=float, default=0.1, help="mu (default %(default)s)")
+    p.add_argument("--bf16-prefix", choices=["auto", "on", "off"], default="auto",
+                   help="run the frozen components candidates share under bf16 autocast while training "
+                        "(auto: where the CPU has native bf16)")
     p.add_argument("--executor", default="inline", choices=["inline", "ray"], help="where candidates train")
     p.add_argument("--ray-address", help="Ray cluster address (default: a local Ray)")
     p.add_argument(
@@ -132,6 +137,7 @@ def config_from_args(args: argparse.Namespace) -> EvolverConfig:
         scale_factor=args.scale_factor,
         variant=args.variant,
         mutation_probability=args.mutation_probability,
+        bf16_prefix={"auto": None, "on": True, "off": False}[args.bf16_prefix],
         executor=args.executor,
         ray_address=args.ray_address,
     )

@@ -51,6 +51,9 @@ class Component(nn.Module):
     """A component module: one tensor in, one tensor out, rebuildable from (kind, config)."""
 
     kind: ClassVar[ComponentKind]
+    # mu2Net's momentum trace per parameter name (§5.3), stored with the component when it was trained with one;
+    # clones copy it (deepcopy), and a child's optimizer resumes from it.
+    momentum: dict[str, torch.Tensor] | None = None
 
     @property
     def config(self) -> dict[str, Any]:

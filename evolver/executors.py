@@ -1,6 +1,7 @@
 """Executors train the candidates of one generation (§5.2): every candidate on the same stream of batches.
 
-`InlineExecutor` trains them one after another in this process (the default). `RayExecutor` trains them in parallel
+`InlineExecutor` trains them in lock-step in this process (the default), running the frozen components their paths
+start with once per batch for all of them. `RayExecutor` trains them in parallel
 Ray workers, on this machine (a local `ray.init()`) or on a cluster (an address): each frozen shared component is put
 in Ray's object store once and fetched once per worker process, not once per candidate; only a candidate's own
 (trainable) components travel with it, and come back trained.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from .components import Component, build_module
 from .data import Augmentation, TaskData
 from .errors import StopRequested
 from .path import Path
-from .train import TrainResult, train_candidate
+from .train import TrainResult, train_generation
 
 logger = logging.getLogger(__name__)
 
@@ -45,27 +46,31 @@ class GenerationSettings:
     max_validation_examples: int
     eval_batch_size: int = 256
     accept_ties: bool = False  # mu2Net keeps a snapshot that only equals the best so far
+    inherit_momentum: bool = False  # mu2Net: clones resume from the momentum trace stored with their component
+    bf16_prefix: bool = False  # the shared frozen prefix runs under bf16 autocast while training
 
     def train(
         self,
-        candidate: Path,
-        initial_best: float,
-        score_factor: float,
+        candidates: Sequence[Path],
+        initial_best: Sequence[float],
+        score_factors: Sequence[float],
         data: TaskData,
         stop: threading.Event | None = None,
         progress: bool | None = None,
-    ) -> TrainResult:
-        """Trains one candidate on the generation's batch stream (every executor runs this)."""
-        return train_candidate(
-            candidate,
+    ) -> list[TrainResult]:
+        """Trains the candidates in lock-step on the generation's batch stream (every executor runs this)."""
+        return train_generation(
+            candidates,
             data.train_batches(self.batch_size, self.augmentation, self.input, self.batch_seed),
             data.eval_tensors(Split.VALIDATION, self.input, self.max_validation_examples),
             steps_between_validations=self.steps_between_validations,
             validations=self.validations,
             initial_best=initial_best,
-            score_factor=score_factor,
+            score_factors=score_factors,
             eval_batch_size=self.eval_batch_size,
             accept_ties=self.accept_ties,
+            inherit_momentum=self.inherit_momentum,
+            bf16_prefix=self.bf16_prefix,
             stop=stop,
             progress=progress,
         )
@@ -100,18 +105,17 @@ class Executor(ABC):
 
 
 class InlineExecutor(Executor):
-    """One candidate after another, in this process."""
+    """The whole generation in lock-step in this process, sharing the frozen prefix of the candidates' paths."""
 
     def __init__(self, progress: bool | None = None) -> None:
         self.progress = progress
 
     def train(self, generation, data, stop=None, on_result=None):  # noqa: ANN001, ANN201 - see Executor
-        results = []
-        for i, candidate in enumerate(generation.candidates):
-            initial, factor = generation.initial_best[i], generation.score_factors[i]
-            result = generation.settings.train(candidate, initial, factor, data, stop, self.progress)
-            results.append(result)
-            if on_result is not None:
+        results = generation.settings.train(
+            generation.candidates, generation.initial_best, generation.score_factors, data, stop, self.progress
+        )
+        if on_result is not None:
+            for i, result in enumerate(results):
                 on_result(i, result)
         return results
 
@@ -125,9 +129,21 @@ def _state(module: Component) -> StateDict:
     return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
 
 
-def _module(kind: str, config: dict[str, Any], state: StateDict) -> Component:
-    module = build_module(ComponentKind(kind), config)
+def _trained_state(module: Component) -> tuple[StateDict, StateDict | None]:
+    """A module's weights and its momentum trace (mu2Net), as arrays."""
+    traces = module.momentum
+    return _state(module), None if traces is None else {k: v.numpy().copy() for k, v in traces.items()}
+
+
+def _load_trained(module: Component, trained: tuple[StateDict, StateDict | None]) -> None:
+    state, traces = trained
     module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    module.momentum = None if traces is None else {k: torch.from_numpy(np.array(v)) for k, v in traces.items()}
+
+
+def _module(kind: str, config: dict[str, Any], trained: tuple[StateDict, StateDict | None]) -> Component:
+    module = build_module(ComponentKind(kind), config)
+    _load_trained(module, trained)
     return module
 
 
@@ -143,7 +159,7 @@ def _train_in_worker(
     data_key: str,
     data_ref: list[Any],  # [ObjectRef]: wrapped so that Ray does not fetch it for every candidate
     threads: int,
-) -> tuple[TrainResult, dict[str, StateDict]]:
+) -> tuple[TrainResult, dict[str, tuple[StateDict, StateDict | None]]]:
     """Runs in a Ray worker: rebuilds the candidate (frozen parts from the per-worker cache) and trains it."""
     import ray
 
@@ -157,8 +173,8 @@ def _train_in_worker(
         if entry[0] == "frozen":
             _, name, key, ref, origin, component_id = entry
             if key not in _WORKER_FROZEN:
-                kind, config, state = ray.get(ref)
-                _WORKER_FROZEN[key] = _module(kind, config, state).requires_grad_(False).eval()
+                kind, config, trained = ray.get(ref)
+                _WORKER_FROZEN[key] = _module(kind, config, trained).requires_grad_(False).eval()
             built.append(Slot(name, _WORKER_FROZEN[key], Origin(origin), component_id))
         else:
             _, name, kind, config, state, origin, component_id = entry
@@ -166,8 +182,8 @@ def _train_in_worker(
     f = candidate_fields
     candidate = Path(task=f["task"], slots=built, hparams=f["hparams"], input=settings.input, parent=None,
                      label=f["label"])
-    result = settings.train(candidate, f["initial_best"], f["score_factor"], _WORKER_DATA[data_key])
-    return result, {s.name: _state(s.module) for s in candidate.trainable_slots()}
+    (result,) = settings.train([candidate], [f["initial_best"]], [f["score_factor"]], _WORKER_DATA[data_key])
+    return result, {s.name: _trained_state(s.module) for s in candidate.trainable_slots()}
 
 
 class RayExecutor(Executor):
@@ -192,7 +208,7 @@ class RayExecutor(Executor):
 
     def _frozen_ref(self, key: str, module: Component) -> Any:
         if key not in self._frozen:
-            self._frozen[key] = self._ray.put((module.kind.value, module.config, _state(module)))
+            self._frozen[key] = self._ray.put((module.kind.value, module.config, _trained_state(module)))
             self.frozen_puts += 1
         return self._frozen[key]
 
@@ -200,8 +216,8 @@ class RayExecutor(Executor):
         entries: list[tuple[Any, ...]] = []
         for slot in candidate.slots:
             if slot.trainable:
-                entries.append(("own", slot.name, slot.module.kind.value, slot.module.config, _state(slot.module),
-                                slot.origin.value, slot.component_id))
+                entries.append(("own", slot.name, slot.module.kind.value, slot.module.config,
+                                _trained_state(slot.module), slot.origin.value, slot.component_id))
             else:
                 key = slot.published_id or f"derived:{slot.module.config}"
                 entries.append(("frozen", slot.name, key, self._frozen_ref(key, slot.module), slot.origin.value,
@@ -238,8 +254,7 @@ class RayExecutor(Executor):
                 result, states = self._ray.get(f)
                 candidate = generation.candidates[i]
                 for slot in candidate.trainable_slots():
-                    trained = states[slot.name]
-                    slot.module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in trained.items()})
+                    _load_trained(slot.module, states[slot.name])
                 results[i] = result
                 if on_result is not None:
                     on_result(i, result)

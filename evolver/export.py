@@ -1,21 +1,25 @@
 """Turns a component module into its two files (safetensors weights, ONNX graph) and back into a module.
 
-`export_component` exports with the dynamo ONNX exporter (input ``x``, output ``y``, dynamic axes per kind), checks
-the graph against the module with ONNX Runtime at shapes other than the export example, and serialises the weights
-with the component's kind, config and lineage in the safetensors metadata. The component id is the sha256 of that
+`export_component` exports with the dynamo ONNX exporter (input ``x``, output ``y``, dynamic axes per kind; each
+kind and config is exported once per process and its graph reused with other weights), checks the graph against the
+module with ONNX Runtime at shapes other than the export example, and serialises the weights with the component's
+kind, config and lineage in the safetensors metadata. The component id is the sha256 of that
 weights file. `load_module` rebuilds the module from a weights file alone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import logging
+import threading
 import time
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +27,13 @@ import safetensors.torch
 import torch
 from torch.export import Dim
 
-from munet_serve.artifacts import ComponentKind, ComponentMetadata, read_component_metadata, sha256_hex
+from munet_serve.artifacts import (
+    MOMENTUM_PREFIX,
+    ComponentKind,
+    ComponentMetadata,
+    read_component_metadata,
+    sha256_hex,
+)
 from munet_serve.clients.types import ComponentArtifact
 
 from .components import Component, build_module
@@ -41,6 +51,7 @@ __all__ = [
     "export_onnx",
     "fresh_lineage",
     "load_module",
+    "probe_shape",
     "root_lineage",
     "serialize_weights",
 ]
@@ -74,11 +85,14 @@ def derived_lineage(root_component_id: str, name: str, grid: Sequence[int]) -> d
 
 
 def serialize_weights(module: Component, lineage: Mapping[str, Any]) -> bytes:
-    """The component's safetensors file: its parameters plus {kind, config, lineage} metadata.
+    """The component's safetensors file: its parameters (and mu2Net's momentum trace, if it has one) plus
+    {kind, config, lineage} metadata.
 
     The same module and lineage always give the same bytes (hence the same component id).
     """
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in module.state_dict().items()}
+    for name, trace in (module.momentum or {}).items():
+        state[MOMENTUM_PREFIX + name] = trace.detach().to("cpu", torch.float32).contiguous()
     meta = ComponentMetadata(kind=module.kind, config=module.config, lineage=dict(lineage))
     return _canonical(safetensors.torch.save(state, metadata=meta.to_safetensors()))
 
@@ -101,12 +115,17 @@ def component_id(weights: bytes) -> str:
 
 
 def load_module(source: ComponentArtifact | bytes) -> Component:
-    """Rebuilds a component module (eval mode, float32, CPU) from its weights file or artifact."""
+    """Rebuilds a component module (eval mode, float32, CPU) from its weights file or artifact, with its momentum
+    trace when the file holds one."""
     weights = source.weights if isinstance(source, ComponentArtifact) else source
     meta = read_component_metadata(weights)
     module = build_module(meta.kind, meta.config)
-    state = safetensors.torch.load(weights)
+    tensors = safetensors.torch.load(weights)
+    state = {k: v for k, v in tensors.items() if not k.startswith(MOMENTUM_PREFIX)}
     module.load_state_dict(state, strict=True)
+    traces = {k[len(MOMENTUM_PREFIX) :]: v for k, v in tensors.items() if k.startswith(MOMENTUM_PREFIX)}
+    if traces:
+        module.momentum = traces
     return module.eval()
 
 
@@ -129,8 +148,13 @@ def _shapes(module: Component) -> tuple[tuple[int, ...], tuple[int, ...], dict[i
     return (_EXPORT_BATCH, _EXPORT_TOKENS, dim), (_PROBE_BATCH, _PROBE_TOKENS, dim), {0: batch, 1: tokens}
 
 
-def export_onnx(module: Component) -> bytes:
-    """The module's ONNX graph (dynamo exporter): input "x", output "y", dynamic axes for its kind."""
+def probe_shape(module: Component) -> tuple[int, ...]:
+    """The input shape the parity check runs a module at (another batch size and token count than the export's)."""
+    return _shapes(module)[1]
+
+
+def _export_program(module: Component) -> Any:
+    """The dynamo exporter's ONNX model proto of the module (input "x", output "y", dynamic axes for its kind)."""
     example_shape, _, dynamic = _shapes(module)
     example = torch.randn(example_shape, generator=torch.Generator().manual_seed(0))
     module = module.eval()
@@ -149,7 +173,89 @@ def export_onnx(module: Component) -> bytes:
         )
     if program is None:  # pragma: no cover - dynamo export always returns a program
         raise RuntimeError("torch.onnx.export returned no program")
-    return program.model_proto.SerializeToString()
+    return program.model_proto
+
+
+@dataclass(frozen=True)
+class _Template:
+    """The exported graph of one (kind, config), and where each parameter's values sit in it.
+
+    The exporter names some initializers after the parameters and folds others (a Linear's weight becomes its
+    transpose under a generated name); `places` maps every initializer that holds a parameter to (parameter name,
+    transposed). Every other initializer is a constant of the graph's shape arithmetic, the same for every module
+    of this kind and config.
+    """
+
+    model: Any  # onnx.ModelProto
+    places: dict[str, tuple[str, bool]]
+
+    def render(self, state: Mapping[str, torch.Tensor]) -> bytes:
+        from onnx import numpy_helper
+
+        model = type(self.model)()
+        model.CopyFrom(self.model)
+        for init in model.graph.initializer:
+            place = self.places.get(init.name)
+            if place is not None:
+                name, transposed = place
+                value = state[name].detach().to("cpu", torch.float32).numpy()
+                init.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(value.T if transposed else value),
+                                                      init.name))
+        return model.SerializeToString()
+
+
+def _make_template(module: Component) -> _Template | None:
+    """Exports a copy of the module holding distinct random values and finds each parameter in the graph; None
+    when some parameter cannot be found (the graph then always comes from a full export)."""
+    from onnx import numpy_helper
+
+    probe = copy.deepcopy(module)
+    probe.momentum = None
+    generator = torch.Generator().manual_seed(12345)
+    with torch.no_grad():
+        for p in probe.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator))
+    state = {k: v.detach().numpy() for k, v in probe.state_dict().items()}
+    model = _export_program(probe)
+    places: dict[str, tuple[str, bool]] = {}
+    for init in model.graph.initializer:
+        value = numpy_helper.to_array(init)
+        for name, param in state.items():
+            if value.shape == param.shape and np.array_equal(value, param):
+                places[init.name] = (name, False)
+                break
+            if value.ndim == 2 and value.shape == param.T.shape and np.array_equal(value, param.T):
+                places[init.name] = (name, True)
+                break
+    if {name for name, _ in places.values()} != set(state):
+        logger.debug("%s: not every parameter is an initializer of the exported graph; no template",
+                     module.kind.value)
+        return None
+    return _Template(model, places)
+
+
+_TEMPLATES: dict[str, _Template | None] = {}
+_TEMPLATES_LOCK = threading.Lock()
+
+
+def export_onnx(module: Component, *, reuse: bool = True) -> bytes:
+    """The module's ONNX graph (dynamo exporter): input "x", output "y", dynamic axes for its kind.
+
+    The exporter takes seconds per call, and every module of one kind and config has the same graph with other
+    weights; so the graph of each (kind, config) is exported once per process and later modules get a copy of it
+    holding their own weights (`reuse=False` always exports). `export_component` checks every graph against its
+    module either way.
+    """
+    if not reuse:
+        return _export_program(module).SerializeToString()
+    key = f"{module.kind.value}:{json.dumps(module.config, sort_keys=True)}"
+    with _TEMPLATES_LOCK:
+        if key not in _TEMPLATES:
+            _TEMPLATES[key] = _make_template(module)
+        template = _TEMPLATES[key]
+    if template is None:
+        return _export_program(module).SerializeToString()
+    return template.render(module.state_dict())
 
 
 def cpu_session(onnx_bytes: bytes) -> Any:
@@ -217,6 +323,10 @@ def export_component(
     start = time.perf_counter()
     onnx_bytes = export_onnx(module)
     error, scale = check_parity(module, onnx_bytes)
+    if not error <= tolerance * max(1.0, scale):  # a reused graph is checked like any other; should it ever fail,
+        logger.warning("%s: the reused graph fails its parity check; exporting it anew", module.kind.value)
+        onnx_bytes = export_onnx(module, reuse=False)
+        error, scale = check_parity(module, onnx_bytes)
     if not error <= tolerance * max(1.0, scale):
         raise ParityError(
             f"{module.kind.value} component ({lineage.get('name')}) ONNX output differs from PyTorch by {error:.3g} "

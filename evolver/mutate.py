@@ -40,11 +40,18 @@ _ADAPTER = re.compile(r"^residual_adapter_(\d+)$")
 
 @dataclass(frozen=True)
 class MutationSettings:
-    """mu: the mutation probability (muNet's global one; mu2Net's default `_mu_`)."""
+    """mu: the mutation probability (muNet's global one; mu2Net's default `_mu_`).
+
+    per_path_mu: a child's draws use its hyperparameter `_mu_` (mu2Net) instead of `mu`.
+    clone_new_posembed: a position embedding resized for a new image size is always cloned (mu2Net); otherwise it is
+    shared frozen, or cloned with probability mu.
+    """
 
     mu: float = 0.1
     mutate_adapters: bool = True
     force_finetune: tuple[str, ...] = ("encoder_norm",)
+    per_path_mu: bool = False
+    clone_new_posembed: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mu <= 1.0:
@@ -121,7 +128,7 @@ class ChildFactory:
     # --- hyperparameters -------------------------------------------------------------------------------------------
 
     def _mu(self, values: Mapping[str, Any]) -> float:
-        return float(values.get("_mu_", self.settings.mu)) if self.space.variant == "mu2net" else self.settings.mu
+        return float(values.get("_mu_", self.settings.mu)) if self.settings.per_path_mu else self.settings.mu
 
     def child_hparams(self, parent: Path, ds: Mapping[str, Any], mutate: bool) -> Hyperparameters:
         """Steps 1-3: copied hyperparameters, the generation's ds_*, neighbour mutations, adapter insertion."""
@@ -204,8 +211,7 @@ class ChildFactory:
             return Slot(name, fresh_adapter(self._dim, h.adapter_dim, generator=self._generator), Origin.FRESH)
         if name == "posembed_input":
             derived = self.derived_posembed(self._grid(h.ds_image_size))
-            always_clone = self.space.variant == "mu2net"
-            if always_clone or (mutate and self.rng.random() < mu):
+            if self.settings.clone_new_posembed or (mutate and self.rng.random() < mu):
                 return Slot(name, _clone(derived), Origin.CLONE, None)
             return Slot(name, derived, Origin.DERIVED, None)
         raise ValueError(f"no ancestor has {name} and it cannot be created fresh (the root has fewer blocks)")

@@ -50,7 +50,11 @@ class PathModule(nn.Module):
         return list(self.slots.keys())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for module in self.slots.values():
+        return self.forward_from(x, 0)
+
+    def forward_from(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        """The chain from its `start`-th component on (x is the output of the components before it)."""
+        for module in list(self.slots.values())[start:]:
             x = module(x)
         return x
 

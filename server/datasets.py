@@ -14,18 +14,52 @@ from .errors import InvalidArgument, ResourceExhausted
 from .registry import DatasetRecord
 
 DEFAULT_HELD_OUT_FRACTION = 0.1
+# A default held-out split gets at least this many examples of each class (but never more than a fifth of the
+# class): with 10 % alone, a class of 60 images would leave 6 for validation, and one image would move a 10-class
+# task's validation accuracy by 1.7 points, too coarse to tell candidates apart.
+DEFAULT_MIN_HELD_OUT_PER_CLASS = 16
+DEFAULT_MAX_FLOOR_SHARE = 0.2
 
 
 @dataclass(frozen=True)
 class SplitPolicy:
+    """How a registered task's examples are split when they do not name their splits, per class.
+
+    Each held-out split (validation, test) gets round(fraction x n) of a class's n examples, raised to
+    min(min_per_class, floor(max_floor_share x n)) where its fraction is the default; the rest trains. A class of
+    fewer than 3 examples trains only.
+    """
+
     validation_fraction: float = DEFAULT_HELD_OUT_FRACTION
     test_fraction: float = DEFAULT_HELD_OUT_FRACTION
+    validation_floor: int = DEFAULT_MIN_HELD_OUT_PER_CLASS
+    test_floor: int = DEFAULT_MIN_HELD_OUT_PER_CLASS
+    max_floor_share: float = DEFAULT_MAX_FLOOR_SHARE
 
     def __post_init__(self) -> None:
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 < value < 0.5:
                 raise InvalidArgument(f"{name} must be in (0, 0.5), got {value}")
+
+    @classmethod
+    def of(cls, validation_fraction: float = 0.0, test_fraction: float = 0.0) -> SplitPolicy:
+        """The policy for a TaskSpec's fractions: 0 means the default (with its floor), a given one is exact."""
+        return cls(
+            validation_fraction or DEFAULT_HELD_OUT_FRACTION,
+            test_fraction or DEFAULT_HELD_OUT_FRACTION,
+            validation_floor=0 if validation_fraction else DEFAULT_MIN_HELD_OUT_PER_CLASS,
+            test_floor=0 if test_fraction else DEFAULT_MIN_HELD_OUT_PER_CLASS,
+        )
+
+    def held_out(self, n: int) -> tuple[int, int]:
+        """(validation, test) examples of a class of n."""
+        if n < 3:
+            return 0, 0
+        cap = int(self.max_floor_share * n)
+        n_val = max(round(n * self.validation_fraction), min(self.validation_floor, cap), 1)
+        n_test = max(round(n * self.test_fraction), min(self.test_floor, cap), 1)
+        return n_val, n_test
 
 
 class DatasetBuilder:
@@ -108,10 +142,7 @@ def stratified_split(images: np.ndarray, labels: np.ndarray, policy: SplitPolicy
     splits = np.full(len(labels), Split.TRAIN, dtype=np.uint8)
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
-        n = len(members)
-        n_test = int(round(n * policy.test_fraction)) if n >= 3 else 0
-        n_val = int(round(n * policy.validation_fraction)) if n >= 3 else 0
-        n_test, n_val = max(n_test, 1 if n >= 3 else 0), max(n_val, 1 if n >= 3 else 0)
+        n_val, n_test = policy.held_out(len(members))
         splits[members[:n_test]] = Split.TEST
         splits[members[n_test : n_test + n_val]] = Split.VALIDATION
     return splits

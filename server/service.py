@@ -151,7 +151,7 @@ class ServeCore:
             raise AlreadyExists(f"task {name!r} already exists")
         if spec.image_size > 4096:
             raise InvalidArgument(f"image_size {spec.image_size} is over 4096")
-        policy = SplitPolicy(spec.validation_fraction or 0.1, spec.test_fraction or 0.1)
+        policy = SplitPolicy.of(spec.validation_fraction, spec.test_fraction)
         builder = DatasetBuilder(len(labels), spec.image_size, self.config.max_dataset_bytes)
         for request in requests:
             if request.WhichOneof("part") != "chunk":

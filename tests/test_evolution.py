@@ -72,8 +72,8 @@ def test_evolution_publishes_improvements_and_each_goes_live(
     task = client.get_task(TASK)
     assert task.current_version == versions[-1].version
     assert task.evolution.phase == "idle" and task.evolution.state["completed_iterations"] == 1
-    # 6 candidates: the seed phase's generation holds the one seed (the root), then 2, 2 and 1 mutated children.
-    assert task.evolution.candidates == 6 and task.evolution.generation == 4
+    # 6 candidates in generations of 2: the seed phase's generation holds the one seed (the root) and a mutated child
+    assert task.evolution.candidates == 6 and task.evolution.generation == 3
     client.close()
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+import onnx
 import pytest
 import torch
 
@@ -13,8 +16,10 @@ from munet_serve.evolver.export import (
     component_id,
     cpu_session,
     export_component,
+    export_onnx,
     fresh_lineage,
     load_module,
+    probe_shape,
     root_lineage,
     serialize_weights,
 )
@@ -115,3 +120,19 @@ def test_load_module_round_trip_is_exact(tiny_root):
         with torch.no_grad():
             assert torch.equal(rebuilt(x), module(x))
         assert torch.equal(load_module(artifact.weights)(x), rebuilt(x))
+
+
+def test_a_reused_graph_is_the_exported_graph_with_the_modules_own_weights(tiny_root):
+    generator = torch.Generator().manual_seed(3)
+    modules = [fresh_head(64, 10), fresh_adapter(64, 8, generator=generator),
+               *[copy.deepcopy(m) for _, m in tiny_root.root.components]]
+    for module in modules:
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(torch.randn(p.shape, generator=generator))
+        reused, fresh = export_onnx(module), export_onnx(module, reuse=False)
+        a, b = onnx.load_from_string(reused), onnx.load_from_string(fresh)
+        assert [n.op_type for n in a.graph.node] == [n.op_type for n in b.graph.node]
+        x = torch.randn(*probe_shape(module), generator=generator).numpy()
+        (ya,), (yb,) = cpu_session(reused).run(["y"], {"x": x}), cpu_session(fresh).run(["y"], {"x": x})
+        assert np.array_equal(ya, yb), module.kind

@@ -210,3 +210,40 @@ def test_decay_policy_seed_phase_then_decay_walk(root):
 def test_identical_seeds_are_trained_once(root):
     same_as_root = own_path(root, "letters")
     assert distinct_seeds([same_as_root, root]) == [same_as_root]
+
+
+def test_a_seed_phase_generation_is_filled_with_mutated_children(root):
+    seeds = [own_path(root, "letters"), root]
+    policy = DecayPolicy(TASK, seeds, [], random.Random(0))
+    generation = [policy.next() for _ in range(5)]  # a generation of 5 with 2 seeds
+    assert generation[:2] == [(seeds[0], False), (seeds[1], False)]
+    assert all(mutate and parent in seeds for parent, mutate in generation[2:])
+
+
+def test_the_variants_differ_only_where_mu2net_does():
+    from munet_serve.evolver.variants import MU2NET, MUNET, variant
+
+    assert variant("munet") is MUNET and variant("mu2net") is MU2NET
+    with pytest.raises(ValueError, match="unknown variant"):
+        variant("mu3net")
+    # mu2Net searches num_layers only with a size scale (s < 1); muNet always
+    assert "num_layers" in MUNET.search_space(2, 8, 32, 1.0).ranges
+    assert "num_layers" not in MU2NET.search_space(2, 8, 32, 1.0).ranges
+    assert "num_layers" in MU2NET.search_space(2, 8, 32, 0.5).ranges
+    assert next(iter(MU2NET.search_space(2, 8, 32, 1.0).ranges)) == "_mu_"
+    assert MUNET.policy(TASK, [], [], random.Random(0)).__class__ is DecayPolicy
+    assert MU2NET.policy(TASK, [], [], random.Random(0)).__class__ is Mu2NetPolicy
+
+
+def test_mu2net_mu_is_the_paths_own_and_a_resized_posembed_always_trains(root):
+    settings = MutationSettings(mu=0.0, per_path_mu=True, clone_new_posembed=True)
+    space = SearchSpace(ranges={"_mu_": (1.0,)})  # mutated first, and stays 1
+    f = ChildFactory(task=TASK, num_classes=10, root=root, space=space,
+                     locks=Locks.build([s.component_id for s in root.slots], {}), settings=settings,
+                     rng=random.Random(0))
+    parent = own_path(root)
+    parent.hparams = parent.hparams.replace(_mu_=1.0)  # mu = 1: every frozen component is cloned
+    child = f.child(parent, DS, mutate=True)
+    assert all(s.origin is not Origin.SHARED for s in child.slots)
+    resized = f.child(root, {"ds_image_size": 16}, mutate=False)
+    assert resized.slot("posembed_input").origin is Origin.CLONE

@@ -19,13 +19,13 @@ from munet_serve.server.errors import AlreadyExists, FailedPrecondition, Invalid
 from munet_serve.server.registry import ComponentFiles, ComponentRecord, NewVersion, Registry, RootRecord
 
 
-def _dataset(n_per_class: int = 20, classes: int = 3, seed: int = 0):
+def _dataset(n_per_class: int = 20, classes: int = 3, seed: int = 0, policy: SplitPolicy | None = None):
     rng = np.random.default_rng(seed)
     builder = DatasetBuilder(num_labels=classes, image_size=0, max_bytes=1 << 30)
     for label in range(classes):
         for _ in range(n_per_class):
             builder.add(rng.integers(0, 255, (8, 8), dtype=np.uint8), label, 0)
-    return builder.build(SplitPolicy())
+    return builder.build(policy or SplitPolicy())
 
 
 def _component(tag: str, kind: ComponentKind = ComponentKind.HEAD) -> ComponentFiles:
@@ -49,8 +49,24 @@ def test_dataset_split_is_deterministic_stratified_and_disjoint(tmp_path: Path) 
     assert ds.images.shape == (60, 8, 8, 1)
     for label in range(3):
         counts = {s: int(((ds.labels == label) & (ds.splits == s)).sum()) for s in Split}
-        assert counts == {Split.TRAIN: 16, Split.VALIDATION: 2, Split.TEST: 2}
-    assert (record.train, record.validation, record.test) == (48, 6, 6)
+        # the default: 10 % each, raised to min(16, a fifth of the class) = 4 of 20
+        assert counts == {Split.TRAIN: 12, Split.VALIDATION: 4, Split.TEST: 4}
+    assert (record.train, record.validation, record.test) == (36, 12, 12)
+
+
+@pytest.mark.parametrize(
+    ("per_class", "fractions", "expected"),
+    [
+        (60, (0.0, 0.0), (36, 12, 12)),  # 600 images of 10 classes: 120 validation images, not 60
+        (120, (0.0, 0.0), (88, 16, 16)),  # the floor of 16 per class
+        (1000, (0.0, 0.0), (800, 100, 100)),  # 10 % once it is more
+        (60, (0.1, 0.0), (42, 6, 12)),  # a fraction the user gives is exact
+    ],
+)
+def test_the_default_split_leaves_enough_validation_examples_per_class(per_class, fractions, expected) -> None:
+    record, _ = _dataset(per_class, classes=2, policy=SplitPolicy.of(*fractions))
+    assert (record.train // 2, record.validation // 2, record.test // 2) == expected
+    assert SplitPolicy().held_out(2) == (0, 0)  # a class of fewer than 3 only trains
 
 
 def test_named_splits_are_kept_and_must_all_be_present() -> None:

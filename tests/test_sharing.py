@@ -16,6 +16,7 @@ import torch
 from munet_serve.clients import Client
 from munet_serve.clients.types import Metrics, PathComponent
 from munet_serve.evolver.components import fresh_head
+from munet_serve.evolver.config import SearchBudget
 from munet_serve.evolver.export import export_component, fresh_lineage
 
 from evolver_fixtures import ExportedRoot
@@ -48,7 +49,9 @@ def test_shared_components_are_loaded_once_and_survive_a_delete(
         # A second task: even digits vs odd digits, on the same images.
         parity = digits.__class__(digits.images, digits.labels % 2, digits.splits)
         register_dataset(client, "parity", parity, labels=["even", "odd"])
-        assert evolver(client, tmp_path / "cache").seed_pending() == ["parity"]
+        # one candidate: the seed phase's first, the first task's path with a fresh head (no mutated children)
+        one = SearchBudget(children_per_generation=1, samples_per_task=1, task_iterations=1)
+        assert evolver(client, tmp_path / "cache", search=one).seed_pending() == ["parity"]
         # The new task's path runs through the same body session; the first task answers bit for bit as before.
         assert {s.id: s.tasks for s in client.serving_info().sessions}[body.id] == sorted([TASK, "parity"])
         again = client.predict(TASK, list(served_template.test_images[:8]), include_logits=True)

@@ -2,7 +2,9 @@
 
 A component travels and is stored as two files:
   - ``<id>.safetensors``: its weights, with metadata {"format", "kind", "config", "lineage"} (JSON strings). The id
-    is the sha256 of this file, so the id names the content, kind, config and lineage together;
+    is the sha256 of this file, so the id names the content, kind, config and lineage together. A component trained
+    by mu2Net also stores its optimizer's momentum trace here, one tensor per parameter under ``momentum.<name>``;
+    those tensors are training state, not parameters, and are not counted as such;
   - ``<id>.onnx``: the graph the server runs (input ``x``, output ``y``, dynamic batch axis), exported from the very
     module whose weights are in the safetensors file.
 
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 COMPONENT_FORMAT = "munet-serve.component/1"
+MOMENTUM_PREFIX = "momentum."  # tensors of a weights file that hold a momentum trace, not parameters
 CHUNK_BYTES = 1 << 20  # streamed files travel in 1 MiB chunks
 
 
@@ -104,12 +107,12 @@ def read_component_metadata(weights: bytes) -> ComponentMetadata:
 
 
 def count_params(weights: bytes) -> int:
-    """Number of scalar parameters in a safetensors file held in memory."""
+    """Number of scalar parameters in a safetensors file held in memory (momentum traces are not parameters)."""
     header_len = int.from_bytes(weights[:8], "little")
     header = json.loads(weights[8 : 8 + header_len])
     total = 0
     for name, entry in header.items():
-        if name != "__metadata__":
+        if name != "__metadata__" and not name.startswith(MOMENTUM_PREFIX):
             total += int(np.prod(entry["shape"], dtype=np.int64))
     return total
 
