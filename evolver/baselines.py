@@ -9,11 +9,13 @@ Each baseline is a path cloned from the root with a fixed choice of what trains:
 - ``adapters:X``: a fresh residual adapter of size X (identity at start) before every block, the final norm cloned
   and a fresh head train; the backbone is the root's, frozen.
 
-They run as muNet's baselines do (§8.6): default hyperparameters and default ``ds`` (no auto-tune), one generation
-of `children_per_generation` replicas trained on one shared batch stream with the evolution's training code
-(`executors.GenerationSettings`, so baselines and muNet train identically), V scaled so that the replicas together
-take as many steps as the evolution spends on a task (`compute_matched`), snapshot at the best validation, and the
-best replica by validation kept; its test accuracy is measured once, as `publish` measures a published path's.
+They run as muNet's baselines do (§8.6): default hyperparameters and default ``ds`` (no auto-tune),
+`children_per_generation` replicas trained with the evolution's training code (`executors.GenerationSettings`, so
+baselines and muNet train identically), each on a batch stream of its own, V scaled so that the replicas together
+take as many steps as the evolution spends on a task (`compute_matched`: each replica gets the steps of the longest
+lineage the evolution can grow), snapshot at the best validation, and the best replica by validation kept; its test
+accuracy is measured once, as `publish` measures a published path's. With one replica, the same steps go to one long
+run.
 """
 
 from __future__ import annotations
@@ -216,8 +218,8 @@ def compute_matched(train: TrainBudget, search: SearchBudget, replicas: int | No
     The evolution trains task_iterations x samples_per_task candidates of V x K steps per task; a baseline trains
     `replicas` (default: children_per_generation, as the paper) replicas of V' x K steps, V' = ceil(V x
     task_iterations x samples_per_task / replicas) (muNet: 5 x 2 x 64 / 8 = 80 for chars, 30 x 2 x 64 / 8 = 480
-    for VDD). One replica gets all the steps in one longer run: finetune-all and freeze-bottom replicas start from
-    the same weights (zero heads) on the same batches, so the paper's best-of-8 trains eight identical models.
+    for VDD): with `children_per_generation` replicas, each gets the steps of the longest lineage the evolution
+    can grow (one candidate per generation). One replica gets all the steps in one longer run.
     """
     if search.task_iterations < 1:
         raise ValueError("an open-ended evolution (task_iterations = 0) has no finite compute to match")
@@ -241,6 +243,7 @@ class BaselineResult:
         per_task_params: the parameters it adds for its task.
         steps: optimizer steps over all replicas.
         seconds: wall time of training all replicas and the test evaluation.
+        train_seconds: the replicas' training time (candidate-seconds).
         replica_accuracies: every replica's best validation accuracy, in replica order.
     """
 
@@ -252,6 +255,7 @@ class BaselineResult:
     steps: int
     seconds: float
     replica_accuracies: tuple[float, ...] = ()
+    train_seconds: float = 0.0
 
 
 def train_baseline(
@@ -267,17 +271,20 @@ def train_baseline(
     executor: Executor | None = None,
     num_classes: int | None = None,
     replicas: int | None = None,
+    bf16_prefix: bool = False,
 ) -> BaselineResult:
     """Trains the baseline's replicas as one generation at compute equal to the evolution's; keeps the best.
 
-    The replicas are `baseline_path`s seeded differently (their adapters differ; heads start at zero), trained on
-    the same batch stream (seeded by `seed` and `task`, not by the spec, so every baseline of a task sees the same
-    batches) with the data pipeline and budget of an evolution generation. The root's modules are never trained.
+    The replicas are `baseline_path`s seeded differently (their adapters differ; heads start at zero), each trained
+    on a batch stream of its own (seeded by `seed`, `task` and the replica, not by the spec, so every baseline of a
+    task sees the same batches): replicas of zero heads on one stream would be one model trained several times.
+    They use the data pipeline and budget of an evolution generation. The root's modules are never trained.
 
     Args:
         executor: how the generation's replicas are trained (default: one after another in this process).
         num_classes: the task's label count (default: the dataset's largest label + 1).
         replicas: how many replicas share the matched steps (default: children_per_generation, as §8.6).
+        bf16_prefix: run the frozen prefix under bf16 autocast while training (as the evolver may).
 
     Raises:
         StopRequested: `stop` was set.
@@ -293,23 +300,24 @@ def train_baseline(
         path.label = f"{task} {spec.name} r{r}"
     first = paths[0]
     k = train.steps_between_validations(data.num_train)
-    settings = GenerationSettings(
-        augmentation=Augmentation.from_hparams(first.hparams),
-        input=first.input,
-        batch_seed=_stable_seed(seed, task, "baseline"),
-        batch_size=train.batch_size,
-        steps_between_validations=k,
-        validations=validations,
-        max_validation_examples=train.max_validation_examples,
-        eval_batch_size=train.eval_batch_size,
-    )
-    generation = Generation(
-        task=task, number=1, candidates=paths, initial_best=[-math.inf] * replicas, score_factors=[1.0] * replicas,
-        settings=settings,
-    )
     logger.info("baseline %s on %s: %d replicas x %d validations x %d steps", spec.name, task, replicas,
                 validations, k)
-    results = (executor or InlineExecutor()).train(generation, data, stop)
+    results = []
+    for r, path in enumerate(paths):  # each replica on a batch stream of its own (the same for every baseline)
+        settings = GenerationSettings(
+            augmentation=Augmentation.from_hparams(first.hparams),
+            input=first.input,
+            batch_seed=_stable_seed(seed, task, "baseline", r),
+            batch_size=train.batch_size,
+            steps_between_validations=k,
+            validations=validations,
+            max_validation_examples=train.max_validation_examples,
+            eval_batch_size=train.eval_batch_size,
+            bf16_prefix=bf16_prefix,
+        )
+        generation = Generation(task=task, number=1, candidates=[path], initial_best=[-math.inf],
+                                score_factors=[1.0], settings=settings)
+        results += (executor or InlineExecutor()).train(generation, data, stop)
     for path, result in zip(paths, results, strict=True):
         path.quality, path.score = result.quality, result.score
     best = max(range(replicas), key=lambda i: (results[i].quality, -i))  # the first of equals
@@ -327,4 +335,5 @@ def train_baseline(
         steps=sum(r.steps for r in results),
         seconds=time.perf_counter() - start,
         replica_accuracies=tuple(r.quality for r in results),
+        train_seconds=sum(r.seconds for r in results),
     )

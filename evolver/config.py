@@ -345,6 +345,7 @@ class EvolverConfig:
     variant: str = "munet"
     mutation_probability: float = 0.1
     bf16_prefix: bool | None = None
+    transfer_ds: bool = False
     executor: str = "inline"
     ray_address: str | None = None
 

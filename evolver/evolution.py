@@ -49,11 +49,14 @@ __all__ = ["SystemView", "TaskIteration", "completed_iterations", "distinct_seed
 Report = Callable[[EvolutionStatus], None]
 
 
-def root_path(root: RootInfo, store: ComponentStore) -> Path:
-    """The root as a path: its components held by reference, the method's default hyperparameters."""
+def root_path(root: RootInfo, store: ComponentStore, mu: float | None = None) -> Path:
+    """The root as a path: its components held by reference, the method's default hyperparameters (with `mu` as
+    mu2Net's per-path `_mu_`, which its children start from)."""
     slots = [Slot(c.name, store.get(c.id).module, Origin.SHARED, c.id) for c in root.components]
     layers = sum(1 for c in root.components if c.name.startswith("encoderblock_"))
     hparams = Hyperparameters(num_layers=layers, ds_image_size=root.input.image_size)
+    if mu is not None:
+        hparams = hparams.replace(_mu_=mu)
     return Path(task="", slots=slots, hparams=hparams, input=root.input, parent=None, label="root")
 
 
@@ -193,6 +196,7 @@ class TaskIteration:
         )
         self.generation = 0
         self.trained = 0
+        self.train_seconds = 0.0  # candidate-seconds: the generations' training time
         self.published: list[PathVersion] = []
 
     # --- running ---------------------------------------------------------------------------------------------------
@@ -203,8 +207,9 @@ class TaskIteration:
         return self.trained >= self.config.search.samples_per_task
 
     def run_seed_phase(self, stop: threading.Event | None = None) -> None:
-        """Runs generations while seeds remain (muNet): the task's first version comes out of this."""
-        while not self.done and self.policy.in_seed_phase:
+        """Runs generations while seeds remain (muNet's seed phase) and until the task has a version (mu2Net, which
+        has no seed phase, publishes it from its first generation): the task's first version comes out of this."""
+        while not self.done and (self.policy.in_seed_phase or self.current is None):
             self.step(stop)
 
     def run(self, stop: threading.Event | None = None) -> None:
@@ -263,6 +268,7 @@ class TaskIteration:
         self._report("seeding" if seed_phase else "evolving", f"generation {self.generation}: training")
         results = self.executor.train(generation, self.data, stop)
         self.trained += len(children)
+        self.train_seconds += sum(r.seconds for r in results)
         best: _Best | None = None
         for child, result, a in zip(children, results, accounted, strict=True):
             child.quality, child.score = result.quality, result.score
@@ -296,8 +302,10 @@ class TaskIteration:
         defaults = Hyperparameters(ds_image_size=self.system.root.input.image_size).to_dict()
         values = {k: v for k, v in defaults.items() if k.startswith("ds_")}
         ranked = sorted(self.population, key=lambda p: p.score, reverse=True)
-        if ranked:
-            values.update({k: v for k, v in ranked[0].hparams.to_dict().items() if k.startswith("ds_")})
+        others = [p for t, p in self.system.current.items() if t != self.task.name]
+        source = ranked[0] if ranked else (others[0] if others and self.config.transfer_ds else None)
+        if source is not None:
+            values.update({k: v for k, v in source.hparams.to_dict().items() if k.startswith("ds_")})
         if mutate:
             for key, choices in self.space.ranges.items():
                 if key.startswith("ds_") and self.rng.random() < self.mutation.mu:

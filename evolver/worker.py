@@ -297,7 +297,7 @@ class Evolver:
 
     def _root_path(self, root: RootInfo) -> Path_:
         if self._root_path_cache is None:
-            self._root_path_cache = root_path(root, self.store)
+            self._root_path_cache = root_path(root, self.store, mu=self.config.mutation_probability)
         return self._root_path_cache
 
     def _report(self, task: str, status: EvolutionStatus) -> None:

@@ -155,3 +155,20 @@ def test_mu2net_variant_with_a_scale_factor_scores_by_size(start_server, served_
             assert "_mu_" in v.hparams and 0.1 <= v.hparams["_mu_"] <= 0.3
         assert client.get_task(TASK).evolution.state["completed_iterations"] == 1
         assert v1.metrics.score > 0
+
+
+def test_mu2net_makes_a_new_task_servable_from_its_first_generation(
+    start_server, served_dir: Path, digits, tmp_path: Path
+) -> None:
+    server = start_server(served_dir)
+    with Client(server.target, timeout=300) as client:
+        register_dataset(client, "parity", parity_of(digits), labels=["even", "odd"])
+        worker = evolver(client, tmp_path / "cache", search=SHORT, variant="mu2net")
+        assert worker.seed_pending() == ["parity"]
+        task = client.get_task("parity")
+        assert task.current_version == 1 and task.evolution.generation == 1  # no seed phase: one generation
+        assert task.evolution.state["completed_iterations"] == 0  # the rest of the iteration waits its turn
+        # the seeds' children for this task are kept (mu2Net's decay walk over the seeds reads them on a revisit)
+        assert sum(task.evolution.state["seed_offspring"].values()) <= SHORT.children_per_generation
+        worker.run_once()
+        assert client.get_task("parity").evolution.state["completed_iterations"] == 1

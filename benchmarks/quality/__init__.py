@@ -1,10 +1,12 @@
-"""The quality benchmark of issue 4: muNet on built-in tasks against the fine-tuning baselines of §8.6.
+"""The quality benchmark: muNet and mu2Net on built-in tasks against the fine-tuning baselines of §8.6, at equal
+training steps per task, on several seeds.
 
-    python -m benchmarks.quality --quick      # about 20 minutes on 2 cores
+    python -m benchmarks.quality --standard   # decides the claim: under an hour on 2 cores
+    python -m benchmarks.quality --quick      # a smoke run: under 20 minutes on 2 cores
     python -m benchmarks.quality --full       # the full profile, for a GPU
 """
 
-from .profiles import PROFILES, QualityProfile, profile
+from .profiles import PROFILES, Ablation, QualityProfile, profile
 from .run import QualityReport, run_quality
 
-__all__ = ["PROFILES", "QualityProfile", "QualityReport", "profile", "run_quality"]
+__all__ = ["PROFILES", "Ablation", "QualityProfile", "QualityReport", "profile", "run_quality"]

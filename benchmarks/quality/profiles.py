@@ -1,4 +1,5 @@
-"""The quality benchmark's profiles: which tasks, root, budgets, scale factors and baselines a run uses."""
+"""The quality benchmark's profiles: which tasks, root, budgets, variants, scale factors, baselines, seeds and
+ablations a run uses."""
 
 from __future__ import annotations
 
@@ -7,7 +8,29 @@ from dataclasses import dataclass, field
 from munet_serve.builtin import SplitSizes
 from munet_serve.evolver.config import RootConfig, SearchBudget, TrainBudget, budget_preset, root_preset, search_preset
 
-__all__ = ["PROFILES", "QualityProfile", "profile"]
+__all__ = ["PROFILES", "Ablation", "QualityProfile", "profile"]
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """The better variant at s = 1 with one knob changed, run on the first seed (the answer where a target is
+    missed: which knob gives what).
+
+    Attributes:
+        label: what changed, as the table shows it.
+        mutation_probability: mu.
+        search: candidates per generation and per task iteration (and iterations).
+        train: steps per candidate (K, V) and the rest of the training budget.
+        validation_per_class: keep only this many validation examples of each class.
+        variant: the other variant (an ablation of the variant itself).
+    """
+
+    label: str
+    mutation_probability: float | None = None
+    search: SearchBudget | None = None
+    train: TrainBudget | None = None
+    validation_per_class: int | None = None
+    variant: str | None = None
 
 
 @dataclass(frozen=True)
@@ -19,11 +42,16 @@ class QualityProfile:
         sizes: examples per class per split for every task (None: each dataset's defaults).
         root_preset: the evolver root preset every system starts from.
         train, search: the evolution's budgets; baselines get the same steps per task (§8.6).
-        scale_factors: muNet runs, one per s (s = 1 scores by accuracy alone; smaller s penalises added params).
-        baselines: BaselineSpec texts.
-        baseline_replicas: replicas sharing a baseline's matched steps (None: children_per_generation, as §8.6;
-            1: one run with all the steps, since replicas of zero-initialised heads on one batch stream are
-            identical).
+        variants: evolution variants run at s = 1 ("munet", "mu2net").
+        scale_factors: the better variant at s = 1 (by average test accuracy over the seeds) runs again at each of
+            these (s < 1 penalises added parameters, §6); with one variant, that one.
+        mutation_probability: mu of every evolution run.
+        baselines: BaselineSpec texts (``L`` stands for the root's block count), each run as §8.6 does:
+            children_per_generation replicas, each with the steps of the longest lineage.
+        long_baselines: BaselineSpec texts run once with all the steps in one run (the strongest form).
+        baseline_replicas: replicas of `baselines` (None: children_per_generation, as §8.6).
+        seeds: every system runs once per seed (data order, augmentation, mutations, fresh weights).
+        ablations: run on the first seed only, after everything else.
         threads: torch threads (None: all cores).
     """
 
@@ -33,12 +61,24 @@ class QualityProfile:
     root_preset: str
     train: TrainBudget
     search: SearchBudget
-    scale_factors: tuple[float, ...] = (1.0, 0.5, 0.2)
-    baselines: tuple[str, ...] = ("finetune-all", "freeze-bottom:2", "adapters:16")
-    baseline_replicas: int | None = 1
+    variants: tuple[str, ...] = ("munet",)
+    scale_factors: tuple[float, ...] = (0.5, 0.2)
+    mutation_probability: float = 0.1
+    baselines: tuple[str, ...] = ("finetune-all", "freeze-bottom:L", "adapters:16")
+    long_baselines: tuple[str, ...] = ()
+    baseline_replicas: int | None = None
+    seeds: tuple[int, ...] = (0,)
+    ablations: tuple[Ablation, ...] = ()
     threads: int | None = None
-    seed: int = 0
     notes: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.variants:
+            raise ValueError("a profile needs at least one variant")
+        if not self.seeds:
+            raise ValueError("a profile needs at least one seed")
+        if any(not 0 < s < 1 for s in self.scale_factors):
+            raise ValueError(f"scale factors beyond s = 1 must be in (0, 1), got {self.scale_factors}")
 
     @property
     def root(self) -> RootConfig:
@@ -52,6 +92,15 @@ _QUICK_TASKS = (
     "chars/cyrillic",
     "chars/devanagari",
     "chars/georgian",
+    "scans/digits",
+    "scans/fashion-mnist",
+)
+
+_STANDARD_TASKS = (
+    "chars/latin-upper",
+    "chars/greek",
+    "chars/cyrillic",
+    "chars/digits",
     "scans/digits",
     "scans/fashion-mnist",
 )
@@ -79,17 +128,60 @@ _FULL_TASKS = (
     "scans/fashion-mnist",
 )
 
+# The standard profile's evolution budget: 18 candidates of 40 steps per task (3 per generation, 6 generations; a task
+# gets at most 6 seeds: the 5 other tasks' paths and the root), so a lineage can train 240 steps; the §8.6 baselines
+# train 3 replicas of 240 steps, the long fine-tune one run of 720.
+_STANDARD_TRAIN = TrainBudget(batch_size=32, max_steps_between_validations=10, validations=4,
+                              max_validation_examples=1024)
+_STANDARD_SEARCH = SearchBudget(children_per_generation=3, samples_per_task=18, task_iterations=1)
+
 PROFILES: dict[str, QualityProfile] = {
-    # Two cores, under 20 minutes with the root's pretraining: 8 tasks, small splits, two task iterations of 3
-    # candidates of 30 steps per task (the second iteration, a revisit, has no seed phase: its children mutate).
+    # The profile that decides the issue-14 claim on 2 cores in under an hour: 6 tasks, 16 validation examples per
+    # class, muNet and mu2Net, the size-scaled curve, the §8.6 baselines and the long fine-tune, two seeds.
+    "standard": QualityProfile(
+        name="standard",
+        tasks=_STANDARD_TASKS,
+        sizes=SplitSizes(train=30, validation=16, test=20),
+        root_preset="chars-cjk",
+        train=_STANDARD_TRAIN,
+        search=_STANDARD_SEARCH,
+        variants=("munet", "mu2net"),
+        scale_factors=(0.5, 0.2),
+        baselines=("finetune-all", "freeze-bottom:L", "adapters:16"),
+        long_baselines=("finetune-all",),
+        seeds=(0, 1),
+        ablations=(
+            Ablation("mu = 0.3", mutation_probability=0.3),
+            Ablation("36 candidates of 20 steps", search=SearchBudget(3, 36, 1),
+                     train=TrainBudget(32, 10, 2, 1024)),
+            Ablation("9 candidates of 80 steps", search=SearchBudget(3, 9, 1), train=TrainBudget(32, 10, 8, 1024)),
+            Ablation("8 validation examples per class", validation_per_class=8),
+        ),
+        notes="2-core CPU profile that decides the claim",
+    ),
+    # A smoke run on 2 cores in under 20 minutes: one seed, no long baseline, no ablations.
     "quick": QualityProfile(
         name="quick",
+        tasks=_QUICK_TASKS[:6],
+        sizes=SplitSizes(train=30, validation=16, test=12),
+        root_preset="chars-cjk",
+        train=TrainBudget(batch_size=32, max_steps_between_validations=10, validations=2, max_validation_examples=1024),
+        search=SearchBudget(children_per_generation=3, samples_per_task=9, task_iterations=1),
+        variants=("munet", "mu2net"),
+        scale_factors=(0.5,),
+        baselines=("finetune-all", "freeze-bottom:L"),
+        notes="2-core smoke profile",
+    ),
+    # The tasks and training budget `benchmarks/roots` compares the roots on (8 tasks; 4 candidate-trainings of 30
+    # steps there, so 120 steps per task).
+    "roots": QualityProfile(
+        name="roots",
         tasks=_QUICK_TASKS,
         sizes=SplitSizes(train=30, validation=8, test=12),
         root_preset="chars-cjk",
         train=TrainBudget(batch_size=32, max_steps_between_validations=10, validations=3, max_validation_examples=400),
         search=SearchBudget(children_per_generation=2, samples_per_task=3, task_iterations=2),
-        notes="2-core CPU profile",
+        notes="the roots comparison's tasks and budgets",
     ),
     # For a GPU: every built-in task at its default size, the paper's chars budgets.
     "full": QualityProfile(
@@ -99,13 +191,15 @@ PROFILES: dict[str, QualityProfile] = {
         root_preset="chars-cjk",
         train=budget_preset("paper-chars"),
         search=search_preset("paper-chars"),
-        scale_factors=(1.0, 0.5, 0.2, 0.05),
-        baselines=("finetune-all", "freeze-bottom:0", "freeze-bottom:2", "freeze-bottom:4", "adapters:8",
+        variants=("munet", "mu2net"),
+        scale_factors=(0.5, 0.2, 0.05),
+        baselines=("finetune-all", "freeze-bottom:0", "freeze-bottom:2", "freeze-bottom:L", "adapters:8",
                    "adapters:32", "adapters:128"),
-        baseline_replicas=None,
+        long_baselines=("finetune-all",),
+        seeds=(0, 1),
         notes="GPU profile",
     ),
-    # The test suite's miniature: two tasks, the tiny random root, a few steps.
+    # The test suite's miniature: two tasks, the tiny random root, a few steps, every kind of system.
     "mini": QualityProfile(
         name="mini",
         tasks=("chars/digits", "scans/digits"),
@@ -113,8 +207,13 @@ PROFILES: dict[str, QualityProfile] = {
         root_preset="tiny-test",
         train=budget_preset("tiny"),
         search=SearchBudget(children_per_generation=2, samples_per_task=2, task_iterations=1),
-        scale_factors=(1.0, 0.5, 0.2),
-        baselines=("finetune-all", "freeze-bottom:1", "adapters:4"),
+        variants=("munet", "mu2net"),
+        scale_factors=(0.5,),
+        baselines=("finetune-all", "freeze-bottom:L", "adapters:4"),
+        long_baselines=("finetune-all",),
+        seeds=(0, 1),
+        ablations=(Ablation("mu = 0.5", mutation_probability=0.5), Ablation("2 validation examples per class",
+                                                                             validation_per_class=2)),
         threads=2,
         notes="test-suite miniature",
     ),

@@ -1,7 +1,7 @@
 """Compares the offline roots on the quality benchmark's tasks: how well each transfers, against a random init.
 
 Every root is built with the evolver's real root builder and trained on each task two ways, each for 120 steps at
-batch 32 per task (the quick profile's training budget with 4 candidate-trainings of 30 steps): a probe
+batch 32 per task (the `roots` quality profile's training budget with 4 candidate-trainings of 30 steps): a probe
 (`freeze-bottom:L`: only the final norm and a new head train on the frozen backbone) and full fine-tuning
 (`finetune-all`). The root with the best average test accuracy after fine-tuning is
 the evolver's default (measured: `dinov2-s14-imgfocus`; the README has the table).
@@ -30,7 +30,7 @@ from ..quality.profiles import QualityProfile, profile
 
 logger = logging.getLogger(__name__)
 
-# 4 candidate-trainings per task: with the quick profile's TrainBudget (V = 3, K <= 10), 120 steps per task.
+# 4 candidate-trainings per task: with the `roots` quality profile's TrainBudget (V = 3, K <= 10), 120 steps per task.
 ROOTS_SEARCH = SearchBudget(children_per_generation=2, samples_per_task=4, task_iterations=1)
 
 
@@ -96,7 +96,7 @@ def run_roots(
             accuracy[protocol] = {}
             for task, task_data in data.items():
                 r = train_baseline(spec, path, task_data, train=chosen.train, search=chosen.search, task=task,
-                                   seed=chosen.seed, replicas=chosen.baseline_replicas)
+                                   seed=chosen.seeds[0], replicas=chosen.baseline_replicas)
                 accuracy[protocol][task] = r.test_accuracy
             seconds[protocol] = time.perf_counter() - t1
             say(f"{name} {protocol}: average {np.mean(list(accuracy[protocol].values())):.3f} "
@@ -127,7 +127,7 @@ def markdown(results: list[RootResult], protocols: tuple[str, ...]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.roots", description=__doc__.split("\n")[0])
     parser.add_argument("--roots", default="chars-random,chars-cjk,dinov2-random,dinov2-imgfocus")
-    parser.add_argument("--profile", default="quick", help="the quality profile whose tasks and budgets to use")
+    parser.add_argument("--profile", default="roots", help="the quality profile whose tasks and budgets to use")
     parser.add_argument("--protocols", default="freeze-bottom:L,finetune-all")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("-v", "--verbose", action="store_true")
