@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="with --builtin: examples per class in each split (default: the dataset's own)")
     register.add_argument("--description", default="")
     register.add_argument("--image-size", type=int, default=0, help="store images at this size (default: as given)")
-    register.add_argument("--validation-fraction", type=float, default=0.0, help="default 0.1")
-    register.add_argument("--test-fraction", type=float, default=0.0, help="default 0.1")
+    register.add_argument("--validation-fraction", type=float, default=0.0,
+                          help="default 0.1, at least min(16, a fifth) per class")
+    register.add_argument("--test-fraction", type=float, default=0.0,
+                          help="default 0.1, at least min(16, a fifth) per class")
     task_commands.add_parser("list", parents=[common], help="list tasks")
     show = task_commands.add_parser("show", parents=[common], help="show one task")
     show.add_argument("name")

@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", default="munet", choices=list(VARIANT_NAMES),
                    help="muNet, or mu2Net (made for tasks that arrive one after another)")
     p.add_argument("--mutation-probability", type=float, default=0.1, help="mu (default %(default)s)")
+    p.add_argument("--ds-mutation-probability", type=float,
+                   help="mu of the dataset hyperparameters, once per generation (default: --mutation-probability)")
+    p.add_argument("--transfer-ds", action="store_true",
+                   help="a new task starts from the augmentation of the most recently published task")
     p.add_argument("--bf16-prefix", choices=["auto", "on", "off"], default="auto",
                    help="run the frozen components candidates share under bf16 autocast while training "
                         "(auto: where the CPU has native bf16)")
@@ -137,6 +141,8 @@ def config_from_args(args: argparse.Namespace) -> EvolverConfig:
         scale_factor=args.scale_factor,
         variant=args.variant,
         mutation_probability=args.mutation_probability,
+        ds_mutation_probability=args.ds_mutation_probability,
+        transfer_ds=args.transfer_ds,
         bf16_prefix={"auto": None, "on": True, "off": False}[args.bf16_prefix],
         executor=args.executor,
         ray_address=args.ray_address,

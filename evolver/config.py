@@ -323,6 +323,10 @@ class EvolverConfig:
         variant: "munet" (seed phase, decay walk, strict improvement) or "mu2net" (no seed phase, per-path mu, ties
             kept, momentum carried by components; evolver/variants.py lists every difference).
         mutation_probability: mu (muNet's global one; mu2Net's default per-path value).
+        transfer_ds: a new task's first generations start from the augmentation of the most recently published
+            path of another task instead of the defaults (the image size excepted); see TaskIteration.
+        ds_mutation_probability: the probability of each dataset hyperparameter's mutation per generation (None:
+            mutation_probability); mu2Net draws these with the configured mu, not the path's own.
         bf16_prefix: run the frozen components a generation's candidates share under bf16 autocast while they
             train (validation and everything trainable stay float32); None: where the CPU has native bf16
             (`benchmarks/evolver` measured it faster there, with the same validation accuracy).
@@ -346,6 +350,7 @@ class EvolverConfig:
     mutation_probability: float = 0.1
     bf16_prefix: bool | None = None
     transfer_ds: bool = False
+    ds_mutation_probability: float | None = None
     executor: str = "inline"
     ray_address: str | None = None
 
@@ -356,6 +361,8 @@ class EvolverConfig:
             raise ValueError(f"executor must be inline or ray, got {self.executor!r}")
         if not 0 <= self.mutation_probability <= 1:
             raise ValueError(f"mutation_probability must be in [0, 1], got {self.mutation_probability}")
+        if self.ds_mutation_probability is not None and not 0 <= self.ds_mutation_probability <= 1:
+            raise ValueError(f"ds_mutation_probability must be in [0, 1], got {self.ds_mutation_probability}")
         if not 0 < self.scale_factor <= 1:
             raise ValueError(f"scale_factor must be in (0, 1], got {self.scale_factor}")
         if self.poll_interval <= 0:

@@ -34,7 +34,7 @@ from .policy import ParentPolicy
 from .prefix import cpu_has_native_bf16
 from .publish import publish
 from .score import accounted_params, size_factor
-from .search_space import neighbour
+from .search_space import SearchSpace, neighbour
 from .store import ComponentStore
 from .train import TrainResult
 from .variants import variant
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SystemView", "TaskIteration", "completed_iterations", "distinct_seeds", "root_path"]
+__all__ = ["SystemView", "TaskIteration", "completed_iterations", "distinct_seeds", "generation_ds", "root_path"]
 
 Report = Callable[[EvolutionStatus], None]
 
@@ -129,6 +129,35 @@ def distinct_seeds(seeds: Sequence[Path]) -> list[Path]:
             seen.add(key)
             kept.append(seed)
     return kept
+
+
+def generation_ds(
+    root_image_size: int,
+    *,
+    best: Path | None,
+    latest_other: Path | None,
+    space: SearchSpace,
+    mu: float,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """A generation's dataset hyperparameters (§3.3): the defaults, overwritten by the values of the task's best path,
+    then each mutated with probability mu by the neighbour rule.
+
+    `latest_other` (given with EvolverConfig.transfer_ds) is the most recently published path of another task: a task
+    with no path of its own yet starts from its augmentation (every ds_* key but the image size) instead of the
+    defaults, so what one task's evolution learnt about cropping, flipping and colour carries to the next one.
+    """
+    values = {k: v for k, v in Hyperparameters(ds_image_size=root_image_size).to_dict().items() if k.startswith("ds_")}
+    if best is not None:
+        values.update({k: v for k, v in best.hparams.to_dict().items() if k.startswith("ds_")})
+    elif latest_other is not None:
+        values.update({k: v for k, v in latest_other.hparams.to_dict().items()
+                       if k.startswith("ds_") and k != "ds_image_size"})
+    if mu > 0:  # mu = 0 draws nothing, so the rng's sequence stays that of a generation without dataset mutation
+        for key, choices in space.ranges.items():
+            if key.startswith("ds_") and rng.random() < mu:
+                values[key] = neighbour(values[key], choices, rng)
+    return values
 
 
 @dataclass
@@ -294,23 +323,25 @@ class TaskIteration:
 
     # --- internals -------------------------------------------------------------------------------------------------
 
+    @property
+    def _ds_mu(self) -> float:
+        mu = self.config.ds_mutation_probability
+        return self.config.mutation_probability if mu is None else mu
+
     def _size_factor(self, accounted: float) -> float:
         return size_factor(accounted, self.system.root_info.params, self.config.scale_factor)
 
     def _dataset_hparams(self, mutate: bool) -> dict[str, Any]:
-        """§3.3: the defaults, overwritten by the task's best path's values, each mutated with probability mu."""
-        defaults = Hyperparameters(ds_image_size=self.system.root.input.image_size).to_dict()
-        values = {k: v for k, v in defaults.items() if k.startswith("ds_")}
         ranked = sorted(self.population, key=lambda p: p.score, reverse=True)
         others = [p for t, p in self.system.current.items() if t != self.task.name]
-        source = ranked[0] if ranked else (others[0] if others and self.config.transfer_ds else None)
-        if source is not None:
-            values.update({k: v for k, v in source.hparams.to_dict().items() if k.startswith("ds_")})
-        if mutate:
-            for key, choices in self.space.ranges.items():
-                if key.startswith("ds_") and self.rng.random() < self.mutation.mu:
-                    values[key] = neighbour(values[key], choices, self.rng)
-        return values
+        return generation_ds(
+            self.system.root.input.image_size,
+            best=ranked[0] if ranked else None,
+            latest_other=others[0] if others and self.config.transfer_ds else None,
+            space=self.space,
+            mu=self._ds_mu if mutate else 0.0,
+            rng=self.rng,
+        )
 
     def _publish(self, best: _Best) -> None:
         version = publish(

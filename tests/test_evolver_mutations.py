@@ -247,3 +247,23 @@ def test_mu2net_mu_is_the_paths_own_and_a_resized_posembed_always_trains(root):
     assert all(s.origin is not Origin.SHARED for s in child.slots)
     resized = f.child(root, {"ds_image_size": 16}, mutate=False)
     assert resized.slot("posembed_input").origin is Origin.CLONE
+
+
+def test_a_generations_dataset_hyperparameters_come_from_the_best_path_or_the_last_task(root):
+    from munet_serve.evolver.evolution import generation_ds
+
+    space = SearchSpace.munet(num_layers=2, patch_size=8, root_image_size=32)
+    other = own_path(root, "letters")
+    other.hparams = other.hparams.replace(ds_area_range_min=1.0, ds_flip_left_right=False, ds_image_size=48)
+    best = own_path(root)
+    best.hparams = best.hparams.replace(ds_area_range_min=0.5)
+    rng = random.Random(0)
+    defaults = generation_ds(32, best=None, latest_other=None, space=space, mu=0.0, rng=rng)
+    assert defaults["ds_area_range_min"] == 0.05 and defaults["ds_flip_left_right"] is True
+    transferred = generation_ds(32, best=None, latest_other=other, space=space, mu=0.0, rng=rng)
+    assert transferred["ds_area_range_min"] == 1.0 and transferred["ds_flip_left_right"] is False
+    assert transferred["ds_image_size"] == 32  # the image size is the task's own
+    own = generation_ds(32, best=best, latest_other=other, space=space, mu=0.0, rng=rng)
+    assert own["ds_area_range_min"] == 0.5 and own["ds_flip_left_right"] is True  # the task's own best wins
+    mutated = [generation_ds(32, best=best, latest_other=None, space=space, mu=1.0, rng=rng) for _ in range(50)]
+    assert {m["ds_area_range_min"] for m in mutated} == {0.2, 1.0}  # one neighbour step from 0.5, either way

@@ -23,10 +23,14 @@ class Ablation:
         train: steps per candidate (K, V) and the rest of the training budget.
         validation_per_class: keep only this many validation examples of each class.
         variant: the other variant (an ablation of the variant itself).
+        ds_mutation_probability: mu of the dataset hyperparameters.
+        transfer_ds: whether a new task starts from the last task's augmentation.
     """
 
     label: str
     mutation_probability: float | None = None
+    ds_mutation_probability: float | None = None
+    transfer_ds: bool | None = None
     search: SearchBudget | None = None
     train: TrainBudget | None = None
     validation_per_class: int | None = None
@@ -46,6 +50,8 @@ class QualityProfile:
         scale_factors: the better variant at s = 1 (by average test accuracy over the seeds) runs again at each of
             these (s < 1 penalises added parameters, §6); with one variant, that one.
         mutation_probability: mu of every evolution run.
+        ds_mutation_probability: mu of the dataset hyperparameters (None: mutation_probability).
+        transfer_ds: a new task starts from the most recent task's augmentation (EvolverConfig.transfer_ds).
         baselines: BaselineSpec texts (``L`` stands for the root's block count), each run as §8.6 does:
             children_per_generation replicas, each with the steps of the longest lineage.
         long_baselines: BaselineSpec texts run once with all the steps in one run (the strongest form).
@@ -64,6 +70,8 @@ class QualityProfile:
     variants: tuple[str, ...] = ("munet",)
     scale_factors: tuple[float, ...] = (0.5, 0.2)
     mutation_probability: float = 0.1
+    ds_mutation_probability: float | None = None
+    transfer_ds: bool = False
     baselines: tuple[str, ...] = ("finetune-all", "freeze-bottom:L", "adapters:16")
     long_baselines: tuple[str, ...] = ()
     baseline_replicas: int | None = None
@@ -128,12 +136,13 @@ _FULL_TASKS = (
     "scans/fashion-mnist",
 )
 
-# The standard profile's evolution budget: 18 candidates of 40 steps per task (3 per generation, 6 generations; a task
-# gets at most 6 seeds: the 5 other tasks' paths and the root), so a lineage can train 240 steps; the §8.6 baselines
-# train 3 replicas of 240 steps, the long fine-tune one run of 720.
-_STANDARD_TRAIN = TrainBudget(batch_size=32, max_steps_between_validations=10, validations=4,
+# The standard profile's evolution budget: 18 candidates per task (2 per generation, 9 generations; a task gets at
+# most 6 seeds: the 5 other tasks' paths and the root) of 2 validations K <= 12 steps apart, so a lineage can train up
+# to 9 candidates' steps (216 at K = 12); the §8.6 baselines train 2 replicas of that, the long fine-tune one run of
+# all 18 candidates' steps.
+_STANDARD_TRAIN = TrainBudget(batch_size=32, max_steps_between_validations=12, validations=2,
                               max_validation_examples=1024)
-_STANDARD_SEARCH = SearchBudget(children_per_generation=3, samples_per_task=18, task_iterations=1)
+_STANDARD_SEARCH = SearchBudget(children_per_generation=2, samples_per_task=18, task_iterations=1)
 
 PROFILES: dict[str, QualityProfile] = {
     # The profile that decides the issue-14 claim on 2 cores in under an hour: 6 tasks, 16 validation examples per
@@ -147,14 +156,18 @@ PROFILES: dict[str, QualityProfile] = {
         search=_STANDARD_SEARCH,
         variants=("munet", "mu2net"),
         scale_factors=(0.5, 0.2),
+        mutation_probability=0.1,
+        ds_mutation_probability=0.3,
+        transfer_ds=True,
         baselines=("finetune-all", "freeze-bottom:L", "adapters:16"),
         long_baselines=("finetune-all",),
         seeds=(0, 1),
         ablations=(
             Ablation("mu = 0.3", mutation_probability=0.3),
-            Ablation("36 candidates of 20 steps", search=SearchBudget(3, 36, 1),
-                     train=TrainBudget(32, 10, 2, 1024)),
-            Ablation("9 candidates of 80 steps", search=SearchBudget(3, 9, 1), train=TrainBudget(32, 10, 8, 1024)),
+            Ablation("dataset mu = 0.1", ds_mutation_probability=0.1),
+            Ablation("default augmentation for a new task", transfer_ds=False),
+            Ablation("9 candidates of twice the steps", search=SearchBudget(2, 9, 1),
+                     train=TrainBudget(32, 12, 4, 1024)),
             Ablation("8 validation examples per class", validation_per_class=8),
         ),
         notes="2-core CPU profile that decides the claim",
@@ -166,9 +179,11 @@ PROFILES: dict[str, QualityProfile] = {
         sizes=SplitSizes(train=30, validation=16, test=12),
         root_preset="chars-cjk",
         train=TrainBudget(batch_size=32, max_steps_between_validations=10, validations=2, max_validation_examples=1024),
-        search=SearchBudget(children_per_generation=3, samples_per_task=9, task_iterations=1),
+        search=SearchBudget(children_per_generation=2, samples_per_task=9, task_iterations=1),
         variants=("munet", "mu2net"),
         scale_factors=(0.5,),
+        ds_mutation_probability=0.3,
+        transfer_ds=True,
         baselines=("finetune-all", "freeze-bottom:L"),
         notes="2-core smoke profile",
     ),
@@ -209,6 +224,8 @@ PROFILES: dict[str, QualityProfile] = {
         search=SearchBudget(children_per_generation=2, samples_per_task=2, task_iterations=1),
         variants=("munet", "mu2net"),
         scale_factors=(0.5,),
+        ds_mutation_probability=0.5,
+        transfer_ds=True,
         baselines=("finetune-all", "freeze-bottom:L", "adapters:4"),
         long_baselines=("finetune-all",),
         seeds=(0, 1),

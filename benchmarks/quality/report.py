@@ -42,6 +42,9 @@ def markdown_table(report: QualityReport) -> str:
     p, root = report.profile, report.root
     search, train = p["search"], p["train"]
     sizes = p.get("sizes") or {}
+    ds_mu = p.get("ds_mutation_probability")
+    ds_mu = p["mutation_probability"] if ds_mu is None else ds_mu
+    transfer = ", a new task starts from the last task's augmentation" if p.get("transfer_ds") else ""
     notes = [
         "",
         f"Profile `{p['name']}`: {len(p['tasks'])} tasks ({sizes.get('train', '?')} / {sizes.get('validation', '?')} "
@@ -51,7 +54,8 @@ def markdown_table(report: QualityReport) -> str:
         f"Evolution: {search['samples_per_task']} candidates per task iteration, {search['children_per_generation']} "
         f"per generation, {search['task_iterations']} iteration(s), each candidate {train['validations']} x "
         f"{train['max_steps_between_validations']} steps at batch {train['batch_size']}, "
-        f"mu {p['mutation_probability']}; the better variant at s=1: {report.better_variant}. "
+        f"mu {p['mutation_probability']} (dataset mu {ds_mu}{transfer}); the better variant at s=1: "
+        f"{report.better_variant}. "
         f"Baselines: {p['baseline_replicas']} replicas, each with the steps of the longest lineage (§8.6), best by "
         "validation; the long run: every step in one run.",
         "Accuracy: mean over the seeds ± half their range. Parameters per task: the distinct parameters of the whole "

@@ -217,6 +217,8 @@ class EvolutionSpec:
     kind: str = "munet"
     label: str = ""  # an ablation's knob
     mutation_probability: float | None = None
+    ds_mutation_probability: float | None = None
+    transfer_ds: bool | None = None
     search: SearchBudget | None = None
     train: TrainBudget | None = None
     validation_per_class: int | None = None
@@ -230,9 +232,15 @@ class EvolutionSpec:
     def ablation(cls, better: str, ablation: Ablation) -> EvolutionSpec:
         return cls(
             variant=ablation.variant or better, scale=1.0, kind="ablation", label=ablation.label,
-            mutation_probability=ablation.mutation_probability, search=ablation.search, train=ablation.train,
-            validation_per_class=ablation.validation_per_class,
+            mutation_probability=ablation.mutation_probability,
+            ds_mutation_probability=ablation.ds_mutation_probability, transfer_ds=ablation.transfer_ds,
+            search=ablation.search, train=ablation.train, validation_per_class=ablation.validation_per_class,
         )
+
+
+def _first(*values: Any) -> Any:
+    """The first value that is not None."""
+    return next((v for v in values if v is not None), None)
 
 
 def task_name(builtin: str) -> str:
@@ -320,7 +328,9 @@ class MunetRun:
             scale_factor=spec.scale,
             seed=seed,
             variant=spec.variant,
-            mutation_probability=spec.mutation_probability or profile.mutation_probability,
+            mutation_probability=_first(spec.mutation_probability, profile.mutation_probability),
+            ds_mutation_probability=_first(spec.ds_mutation_probability, profile.ds_mutation_probability),
+            transfer_ds=_first(spec.transfer_ds, profile.transfer_ds),
         )
         self.evolver = Evolver(config, self.client)
 
@@ -580,6 +590,8 @@ def _profile_info(profile: QualityProfile) -> dict[str, Any]:
         "variants": list(profile.variants),
         "scale_factors": list(profile.scale_factors),
         "mutation_probability": profile.mutation_probability,
+        "ds_mutation_probability": profile.ds_mutation_probability,
+        "transfer_ds": profile.transfer_ds,
         "baselines": list(profile.baselines),
         "long_baselines": list(profile.long_baselines),
         "baseline_replicas": profile.baseline_replicas or profile.search.children_per_generation,
