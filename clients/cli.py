@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         with Client(args.server, timeout=args.timeout) as client:
             return COMMANDS[(args.command, getattr(args, "action", None))](client, args)
     except MunetError as e:
-        console.print(f"[red]error:[/] {escape(str(e))}")
+        console.print(f"[red]error:[/] {escape(e.describe())}")
         return 1
     except (OSError, ValueError) as e:
         console.print(f"[red]error:[/] {escape(str(e))}")

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace, evolver_args: list[str]) -> int:
                         code = code or 1
                         stop.set()
     except MunetError as e:
-        console.print(f"[red]{e}[/]")
+        console.print(f"[red]{e.describe()}[/]")
         code = 1
     finally:
         console.print("stopping evolver and server ...")

@@ -36,9 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from munet_serve.errors import InternalError, UnavailableError
+
 from .config import BatchingConfig
 from .engine import LoadedSegment
-from .errors import ServeError, Unavailable
 from .routes import Route
 from .values import ValueOps
 
@@ -105,7 +106,7 @@ class Batcher:
         cohort = _Cohort(self._key(route, 0, self._ops.shape(value)), [job], [value], job.arrival, job.rows, True)
         with self._cond:
             if self._closed:
-                raise Unavailable("the server is stopping")
+                raise UnavailableError("the server is stopping")
             self._cohorts.append(cohort)
             self._cond.notify()
         job.done.wait()
@@ -122,7 +123,7 @@ class Batcher:
             self._cond.notify_all()
         for cohort in waiting:
             for job in cohort.jobs:
-                job.finish(error=Unavailable("the server stopped before this request ran"))
+                job.finish(error=UnavailableError("the server stopped before this request ran"))
         for thread in self._threads:
             thread.join(timeout=10)
 
@@ -148,7 +149,7 @@ class Batcher:
             if self._closed:
                 for cohort in queued:
                     for job in cohort.jobs:
-                        job.finish(error=Unavailable("the server stopped while this request ran"))
+                        job.finish(error=UnavailableError("the server stopped while this request ran"))
                 return
             self._cohorts.extend(queued)
             self._cond.notify(len(queued))
@@ -211,7 +212,8 @@ class Batcher:
         except Exception as e:  # noqa: BLE001 - ORT raises several types; every job of the batch gets the error
             logger.warning("component %s failed on a batch of %d requests: %s", component.id[:12], len(jobs), e)
             for job in jobs:
-                error = ServeError(f"inference failed on version {job.route.version} of task {job.route.task!r}: {e}")
+                error = InternalError(f"inference failed on version {job.route.version} of task {job.route.task!r}: "
+                                      f"{e}")
                 job.finish(error=error)
             return []
         if self._observe is not None:

@@ -11,12 +11,12 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
 from munet_serve.artifacts import ComponentKind
+from munet_serve.errors import InvalidArgumentError, ResourceExhaustedError
 from munet_serve.imaging import ImageError, InputSpec, check_pixels, decode
 from munet_serve.proto.v1 import inference_pb2, tasks_pb2, types_pb2
 from munet_serve.structs import from_struct, to_struct
 
 from .accounting import ParamAccount
-from .errors import InvalidArgument, ResourceExhausted
 from .events import TaskEvent
 from .registry import ComponentRecord, DatasetRecord, RootRecord, TaskView, VersionRecord
 
@@ -36,7 +36,7 @@ _EVENT_TO_PB = {
 
 def check_task_name(name: str) -> str:
     if not TASK_NAME.match(name):
-        raise InvalidArgument(
+        raise InvalidArgumentError(
             f"invalid task name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return name
@@ -91,7 +91,7 @@ def kind_pb(kind: ComponentKind) -> int:
 
 def kind_from_pb(kind: int) -> ComponentKind:
     if kind not in _KIND_FROM_PB:
-        raise InvalidArgument(f"unknown component kind {kind}")
+        raise InvalidArgumentError(f"unknown component kind {kind}")
     return _KIND_FROM_PB[kind]
 
 
@@ -100,14 +100,14 @@ def kind_from_pb(kind: int) -> ComponentKind:
 
 def tensor_array(t: types_pb2.Tensor, what: str) -> np.ndarray:
     if t.dtype not in _NP_DTYPE:
-        raise InvalidArgument(f"{what}: dtype must be FLOAT32 or UINT8, got {types_pb2.DType.Name(t.dtype)}")
+        raise InvalidArgumentError(f"{what}: dtype must be FLOAT32 or UINT8, got {types_pb2.DType.Name(t.dtype)}")
     dtype = _NP_DTYPE[t.dtype]
     shape = tuple(t.shape)
     if not shape or any(d <= 0 for d in shape):
-        raise InvalidArgument(f"{what}: shape {list(shape)} must have positive dimensions")
+        raise InvalidArgumentError(f"{what}: shape {list(shape)} must have positive dimensions")
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(t.data) != expected:
-        raise InvalidArgument(
+        raise InvalidArgumentError(
             f"{what}: data has {len(t.data)} bytes, but shape {list(shape)} of {dtype.name} needs {expected}"
         )
     return np.frombuffer(t.data, dtype=dtype).reshape(shape)
@@ -127,33 +127,35 @@ class PredictInput:
 def predict_input(request: inference_pb2.PredictRequest, max_images: int) -> PredictInput:
     has_batch = request.HasField("batch")
     if has_batch and request.images:
-        raise InvalidArgument("give either images or a batch tensor, not both")
+        raise InvalidArgumentError("give either images or a batch tensor, not both")
     if not has_batch and not request.images:
-        raise InvalidArgument("the request has no images")
+        raise InvalidArgumentError("the request has no images")
     if has_batch:
         array = tensor_array(request.batch, "batch")
         if len(array) > max_images:
-            raise ResourceExhausted(f"{len(array)} images in one request; the limit is {max_images}")
+            raise ResourceExhaustedError(f"{len(array)} images in one request; the limit is {max_images}")
         if array.dtype == np.float32:
             if array.ndim != 4:
-                raise InvalidArgument(f"a float32 batch must have shape [N, 3, S, S], got {list(array.shape)}")
+                raise InvalidArgumentError(f"a float32 batch must have shape [N, 3, S, S], got {list(array.shape)}")
             return PredictInput(preprocessed=array)
         if array.ndim not in (3, 4):
-            raise InvalidArgument(f"a uint8 batch must have shape [N, H, W] or [N, H, W, C], got {list(array.shape)}")
+            raise InvalidArgumentError(
+                f"a uint8 batch must have shape [N, H, W] or [N, H, W, C], got {list(array.shape)}"
+            )
         return PredictInput(pixels=[_pixels(a, f"batch[{i}]") for i, a in enumerate(array)])
     if len(request.images) > max_images:
-        raise ResourceExhausted(f"{len(request.images)} images in one request; the limit is {max_images}")
+        raise ResourceExhaustedError(f"{len(request.images)} images in one request; the limit is {max_images}")
     pixels: list[np.ndarray] = []
     floats: list[np.ndarray] = []
     for i, image in enumerate(request.images):
         array = image_array(image, f"image {i}")
         (floats if array.dtype == np.float32 else pixels).append(array)
     if pixels and floats:
-        raise InvalidArgument("a request mixes preprocessed float32 images with encoded or uint8 ones")
+        raise InvalidArgumentError("a request mixes preprocessed float32 images with encoded or uint8 ones")
     if floats:
         shapes = {a.shape for a in floats}
         if len(shapes) > 1 or floats[0].ndim != 3:
-            raise InvalidArgument(f"float32 images must all have shape [3, S, S], got {sorted(map(list, shapes))}")
+            raise InvalidArgumentError(f"float32 images must all have shape [3, S, S], got {sorted(map(list, shapes))}")
         return PredictInput(preprocessed=np.stack(floats))
     return PredictInput(pixels=pixels)
 
@@ -162,32 +164,32 @@ def image_array(image: types_pb2.Image, what: str) -> np.ndarray:
     """Encoded -> decoded uint8; uint8 pixels -> validated; float32 -> returned as is (checked against the spec)."""
     which = image.WhichOneof("content")
     if which is None:
-        raise InvalidArgument(f"{what}: empty image (set encoded or pixels)")
+        raise InvalidArgumentError(f"{what}: empty image (set encoded or pixels)")
     try:
         if which == "encoded":
             return decode(image.encoded)
         array = tensor_array(image.pixels, what)
         return array if array.dtype == np.float32 else check_pixels(array)
     except ImageError as e:
-        raise InvalidArgument(f"{what}: {e}") from e
+        raise InvalidArgumentError(f"{what}: {e}") from e
 
 
 def _pixels(array: np.ndarray, what: str) -> np.ndarray:
     try:
         return check_pixels(array)
     except ImageError as e:
-        raise InvalidArgument(f"{what}: {e}") from e
+        raise InvalidArgumentError(f"{what}: {e}") from e
 
 
 def check_preprocessed(batch: np.ndarray, spec: InputSpec, where: str) -> None:
     expected = (len(batch), *spec.model_input_shape)
     if batch.shape != expected:
-        raise InvalidArgument(
+        raise InvalidArgumentError(
             f"preprocessed images have shape {list(batch.shape)}, but {where} expects {list(expected)} "
             f"(float32 [N, 3, {spec.image_size}, {spec.image_size}])"
         )
     if not np.isfinite(batch).all():
-        raise InvalidArgument("preprocessed images contain NaN or infinite values")
+        raise InvalidArgumentError("preprocessed images contain NaN or infinite values")
 
 
 def classifications(
@@ -223,7 +225,7 @@ def input_spec(spec: types_pb2.InputSpec, what: str) -> InputSpec:
             std=tuple(spec.std) if spec.std else (0.5, 0.5, 0.5),  # type: ignore[arg-type]
         )
     except ValueError as e:
-        raise InvalidArgument(f"{what}: invalid input spec: {e}") from e
+        raise InvalidArgumentError(f"{what}: invalid input spec: {e}") from e
 
 
 def input_spec_pb(spec: InputSpec) -> types_pb2.InputSpec:
@@ -249,7 +251,7 @@ def status_values(status: types_pb2.EvolutionStatus) -> dict[str, Any]:
     try:
         return message_to_dict(status)
     except ValueError as e:  # a NaN or infinite number in the state
-        raise InvalidArgument(f"the status state cannot be stored: {e}") from e
+        raise InvalidArgumentError(f"the status state cannot be stored: {e}") from e
 
 
 def status_pb(status: dict[str, Any]) -> types_pb2.EvolutionStatus:
@@ -329,7 +331,7 @@ def root_pb(r: RootRecord) -> types_pb2.RootInfo:
 
 def root_record(r: types_pb2.RootInfo) -> RootRecord:
     if not r.components:
-        raise InvalidArgument("the root has no components")
+        raise InvalidArgumentError("the root has no components")
     return RootRecord(
         source=r.source,
         components=slots(r.components, "root"),
@@ -343,9 +345,9 @@ def slots(components: Any, what: str) -> tuple[tuple[str, str], ...]:
     result = tuple((c.name, c.id) for c in components)
     names = [n for n, _ in result]
     if any(not n for n in names) or any(not c for _, c in result):
-        raise InvalidArgument(f"{what}: every component needs a name and an id")
+        raise InvalidArgumentError(f"{what}: every component needs a name and an id")
     if len(set(names)) != len(names):
-        raise InvalidArgument(f"{what}: component names must be unique, got {names}")
+        raise InvalidArgumentError(f"{what}: component names must be unique, got {names}")
     return result
 
 

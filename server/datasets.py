@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from munet_serve.artifacts import Split, sha256_hex, write_dataset
+from munet_serve.errors import InvalidArgumentError, ResourceExhaustedError
 from munet_serve.imaging import resize
 
-from .errors import InvalidArgument, ResourceExhausted
 from .registry import DatasetRecord
 
 DEFAULT_HELD_OUT_FRACTION = 0.1
@@ -40,7 +40,7 @@ class SplitPolicy:
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)
             if not 0.0 < value < 0.5:
-                raise InvalidArgument(f"{name} must be in (0, 0.5), got {value}")
+                raise InvalidArgumentError(f"{name} must be in (0, 0.5), got {value}")
 
     @classmethod
     def of(cls, validation_fraction: float = 0.0, test_fraction: float = 0.0) -> SplitPolicy:
@@ -82,11 +82,11 @@ class DatasetBuilder:
     def add(self, pixels: np.ndarray, label: int, split: int) -> None:
         index = len(self._images)
         if label >= self.num_labels:
-            raise InvalidArgument(f"example {index}: label {label} is out of range for {self.num_labels} labels")
+            raise InvalidArgumentError(f"example {index}: label {label} is out of range for {self.num_labels} labels")
         if split not in (0, *[int(s) for s in Split]):
-            raise InvalidArgument(f"example {index}: unknown split {split}")
+            raise InvalidArgumentError(f"example {index}: unknown split {split}")
         if self._splits and (split == 0) != (self._splits[0] == 0):
-            raise InvalidArgument(
+            raise InvalidArgumentError(
                 f"example {index}: either every example names its split or none does (example 0 "
                 f"{'does not' if self._splits[0] == 0 else 'does'})"
             )
@@ -97,7 +97,7 @@ class DatasetBuilder:
         self._rgb |= pixels.ndim == 3
         self._bytes += self._shape[0] * self._shape[1] * 3
         if self._bytes > self.max_bytes:
-            raise ResourceExhausted(
+            raise ResourceExhaustedError(
                 f"dataset is over the limit of {self.max_bytes:,} bytes of decoded pixels (at example {index}); "
                 f"register fewer or smaller images"
             )
@@ -108,7 +108,7 @@ class DatasetBuilder:
     def build(self, policy: SplitPolicy) -> tuple[DatasetRecord, bytes]:
         """Stacks the examples, assigns splits, and returns the dataset record and its file bytes."""
         if not self._images:
-            raise InvalidArgument("the dataset has no examples")
+            raise InvalidArgumentError("the dataset has no examples")
         channels = 3 if self._rgb else 1
         images = np.stack([_with_channels(p, channels) for p in self._images])
         labels = np.asarray(self._labels, dtype=np.int64)
@@ -119,7 +119,7 @@ class DatasetBuilder:
         counts = {s: int((splits == s).sum()) for s in Split}
         for s, n in counts.items():
             if n == 0:
-                raise InvalidArgument(
+                raise InvalidArgumentError(
                     f"the {s.name.lower()} split is empty ({len(labels)} examples); add examples"
                     + ("" if self._splits[0] == 0 else f" with split {s.name}")
                 )

@@ -24,8 +24,8 @@ import onnx
 import onnxruntime as ort
 
 from munet_serve.artifacts import ComponentKind
+from munet_serve.errors import InvalidArgumentError
 
-from .errors import InvalidArgument
 from .segments import fuse
 
 logger = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ class SessionPool:
 
     def acquire(self, segments: Sequence[Segment]) -> list[LoadedSegment]:
         """Returns the sessions of the segments in order, loading the missing ones; each is counted once more in
-        use. Raises InvalidArgument if a component cannot be loaded."""
+        use. Raises InvalidArgumentError if a component cannot be loaded."""
         acquired: list[LoadedSegment] = []
         try:
             for segment in segments:
@@ -291,7 +291,7 @@ class SessionPool:
             try:
                 session = self._env.create_session(self._onnx_path(cid))
             except Exception as e:  # noqa: BLE001 - ORT raises several types
-                raise InvalidArgument(f"component {cid} could not be loaded by ONNX Runtime: {e}") from e
+                raise InvalidArgumentError(f"component {cid} could not be loaded by ONNX Runtime: {e}") from e
         else:
             try:
                 graph = fuse([onnx.load(str(self._onnx_path(cid))) for cid, _ in segment]).SerializeToString()
@@ -307,8 +307,8 @@ class _Unfusable(Exception):
 
 
 def check_loadable(env: OrtEnvironment, onnx: bytes, component_id: str) -> None:
-    """Raises InvalidArgument when ONNX Runtime cannot load the graph."""
+    """Raises InvalidArgumentError when ONNX Runtime cannot load the graph."""
     try:
         env.create_session(onnx)
     except Exception as e:  # noqa: BLE001
-        raise InvalidArgument(f"component {component_id}: ONNX graph not loadable: {e}") from e
+        raise InvalidArgumentError(f"component {component_id}: ONNX graph not loadable: {e}") from e

@@ -1,4 +1,5 @@
-"""Domain errors and the one place that maps them to gRPC status codes."""
+"""The server's side of the error mapping: a MunetError raised by the domain leaves as its status code with its
+details; anything else is logged and leaves as INTERNAL."""
 
 from __future__ import annotations
 
@@ -8,46 +9,14 @@ from typing import Any
 
 import grpc
 
+from munet_serve.errors import MunetError
+
 logger = logging.getLogger(__name__)
 
 
-class ServeError(Exception):
-    """Base of the errors a client should see; the message says what was wrong."""
-
-    code = grpc.StatusCode.INTERNAL
-
-
-class NotFound(ServeError):
-    code = grpc.StatusCode.NOT_FOUND
-
-
-class InvalidArgument(ServeError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
-
-
-class AlreadyExists(ServeError):
-    code = grpc.StatusCode.ALREADY_EXISTS
-
-
-class FailedPrecondition(ServeError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
-
-
-class ResourceExhausted(ServeError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
-class Unavailable(ServeError):
-    code = grpc.StatusCode.UNAVAILABLE
-
-
-def task_not_found(name: str) -> NotFound:
-    return NotFound(f"task {name!r} not found")
-
-
 def _abort(context: grpc.ServicerContext, error: BaseException) -> None:
-    if isinstance(error, ServeError):
-        context.abort(error.code, str(error))
+    if isinstance(error, MunetError):
+        context.abort(error.code, error.details)
     if isinstance(error, grpc.RpcError) and not context.is_active():  # the client cancelled while it streamed
         logger.info("a call was cancelled by its client while its requests streamed in")
         context.abort(grpc.StatusCode.CANCELLED, "cancelled by the client")
@@ -76,7 +45,7 @@ def _streaming(behavior: Callable[[Any, grpc.ServicerContext], Iterator[Any]]) -
 
 
 class ErrorMappingInterceptor(grpc.ServerInterceptor):
-    """Turns ServeError into its status code with its message, anything else into INTERNAL (logged)."""
+    """Turns a MunetError into its status code with its message, anything else into INTERNAL (logged)."""
 
     def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001, ANN201
         handler = continuation(handler_call_details)

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from munet_serve.artifacts import ComponentKind
+from munet_serve.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError, task_not_found
 from munet_serve.imaging import InputSpec
 
 from .blobs import BlobStore
-from .errors import AlreadyExists, FailedPrecondition, NotFound, task_not_found
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -228,7 +228,7 @@ class Registry:
                     (name, json.dumps(list(labels)), description, dataset.id, now),
                 )
         except sqlite3.IntegrityError as e:
-            raise AlreadyExists(f"task {name!r} already exists") from e
+            raise AlreadyExistsError(f"task {name!r} already exists") from e
         return self.get_task(name)
 
     def has_task(self, name: str) -> bool:
@@ -260,7 +260,7 @@ class Registry:
     def get_dataset(self, id: str) -> DatasetRecord:
         rows = self._query("SELECT * FROM datasets WHERE id = ?", (id,))
         if not rows:
-            raise NotFound(f"dataset {id} not found")
+            raise NotFoundError(f"dataset {id} not found")
         return self._dataset(rows[0])
 
     def dataset_path(self, id: str) -> Path:
@@ -321,7 +321,7 @@ class Registry:
     def get_component(self, id: str) -> ComponentRecord:
         rows = self._query("SELECT * FROM components WHERE id = ?", (id,))
         if not rows:
-            raise NotFound(f"component {id} not found")
+            raise NotFoundError(f"component {id} not found")
         return self._component(rows[0])
 
     def list_components(self) -> list[ComponentRecord]:
@@ -362,7 +362,7 @@ class Registry:
     def set_current(self, task: str, version: int) -> None:
         with self._transaction() as db:
             if not db.execute("SELECT 1 FROM versions WHERE task = ? AND version = ?", (task, version)).fetchone():
-                raise NotFound(f"task {task!r} has no version {version}")
+                raise NotFoundError(f"task {task!r} has no version {version}")
             db.execute("UPDATE tasks SET current_version = ? WHERE name = ?", (version, task))
 
     def get_version(self, task: str, version: int) -> VersionRecord:
@@ -370,7 +370,7 @@ class Registry:
         if not rows:
             if not self.has_task(task):
                 raise task_not_found(task)
-            raise NotFound(f"task {task!r} has no version {version}")
+            raise NotFoundError(f"task {task!r} has no version {version}")
         return self._version(rows[0])
 
     def list_versions(self, task: str) -> list[VersionRecord]:
@@ -413,7 +413,7 @@ class Registry:
             existing = self.get_root()
             if existing is not None:
                 if existing.components != root.components:
-                    raise FailedPrecondition(
+                    raise FailedPreconditionError(
                         f"a different root is already set ({existing.source}); a server holds one root"
                     )
                 return existing

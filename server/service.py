@@ -22,6 +22,15 @@ from typing import Any
 import numpy as np
 
 from munet_serve.artifacts import ComponentKind
+from munet_serve.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    MunetError,
+    NotFoundError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
 from munet_serve.imaging import ImageError, InputSpec, to_model_input
 from munet_serve.proto.v1 import evolution_pb2, tasks_pb2, types_pb2
 from munet_serve.structs import from_struct
@@ -32,15 +41,6 @@ from .batching import Batcher
 from .config import ServerConfig
 from .datasets import DatasetBuilder, SplitPolicy
 from .engine import LoadedSegment, OrtEnvironment, Segment, SessionPool, check_loadable, release_free_heap
-from .errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    ResourceExhausted,
-    ServeError,
-    Unavailable,
-)
 from .events import EventHub, TaskEvent
 from .metrics import ServerMetrics
 from .registry import ComponentFiles, DatasetRecord, NewVersion, Registry, TaskRecord, TaskView, VersionRecord
@@ -85,7 +85,7 @@ class ServeCore:
                 try:
                     self.router.install(self._load_route(task, version, segments=cut[task.name]))
                     self.metrics.version.labels(task.name).set(version.version)
-                except ServeError as e:
+                except MunetError as e:
                     self._load_errors[task.name] = str(e)
                     logger.error("task %s version %d could not be loaded: %s", task.name, version.version, e)
             self._recut()  # a path that failed to load cuts the others differently
@@ -110,12 +110,12 @@ class ServeCore:
             return route
         record = self.registry.get_task(task)
         if record.current_version is None:
-            raise FailedPrecondition(
+            raise FailedPreconditionError(
                 f"task {task!r} is not servable yet: its state is pending (no version published; the evolver "
                 f"publishes version 1 after its seed step)"
             )
         error = self._load_errors.get(task, "it is being changed")
-        raise Unavailable(f"task {task!r} version {record.current_version} is not loaded: {error}")
+        raise UnavailableError(f"task {task!r} version {record.current_version} is not loaded: {error}")
 
     def predict(self, task: str, inputs: codec.PredictInput) -> tuple[Route, np.ndarray]:
         """Runs the inputs through the task's current route; returns the route that answered and the logits."""
@@ -127,7 +127,7 @@ class ServeCore:
             try:
                 x = to_model_input(inputs.pixels or [], route.input)
             except ImageError as e:
-                raise InvalidArgument(str(e)) from e
+                raise InvalidArgumentError(str(e)) from e
         return route, self.batcher.run(route, x)
 
     def _observe_batch(self, component: LoadedSegment, tasks: list[str], images: int) -> None:
@@ -139,28 +139,30 @@ class ServeCore:
     def register_task(self, requests: Iterator[tasks_pb2.RegisterTaskRequest]) -> TaskView:
         first = next(requests, None)
         if first is None or first.WhichOneof("part") != "spec":
-            raise InvalidArgument("the first RegisterTask message must carry the TaskSpec")
+            raise InvalidArgumentError("the first RegisterTask message must carry the TaskSpec")
         spec = first.spec
         name = codec.check_task_name(spec.name)
         labels = list(spec.labels)
         if not labels:
-            raise InvalidArgument(f"task {name!r}: labels missing (give the class names, at least 2)")
+            raise InvalidArgumentError(f"task {name!r}: labels missing (give the class names, at least 2)")
         if len(labels) < 2 or any(not label for label in labels) or len(set(labels)) != len(labels):
-            raise InvalidArgument(f"task {name!r}: labels must be at least 2 distinct non-empty names, got {labels}")
+            raise InvalidArgumentError(
+                f"task {name!r}: labels must be at least 2 distinct non-empty names, got {labels}"
+            )
         if self.registry.has_task(name):
-            raise AlreadyExists(f"task {name!r} already exists")
+            raise AlreadyExistsError(f"task {name!r} already exists")
         if spec.image_size > 4096:
-            raise InvalidArgument(f"image_size {spec.image_size} is over 4096")
+            raise InvalidArgumentError(f"image_size {spec.image_size} is over 4096")
         policy = SplitPolicy.of(spec.validation_fraction, spec.test_fraction)
         builder = DatasetBuilder(len(labels), spec.image_size, self.config.max_dataset_bytes)
         for request in requests:
             if request.WhichOneof("part") != "chunk":
-                raise InvalidArgument("only the first RegisterTask message may carry a TaskSpec")
+                raise InvalidArgumentError("only the first RegisterTask message may carry a TaskSpec")
             for example in request.chunk.examples:
                 what = f"example {len(builder)}"
                 pixels = codec.image_array(example.image, what)
                 if pixels.dtype != np.uint8:
-                    raise InvalidArgument(f"{what}: dataset images must be encoded or uint8 pixels, not float32")
+                    raise InvalidArgumentError(f"{what}: dataset images must be encoded or uint8 pixels, not float32")
                 builder.add(pixels, example.label, example.split)
         dataset, data = builder.build(policy)
         self.registry.create_task(name, labels, spec.description, dataset, data)
@@ -209,7 +211,7 @@ class ServeCore:
         values: dict[str, Any] = codec.status_values(status)
         size = len(json.dumps(values["state"]))
         if size > self.config.max_status_bytes:
-            raise ResourceExhausted(
+            raise ResourceExhaustedError(
                 f"the evolver state in the status of task {name!r} takes {size} bytes as JSON; "
                 f"the limit is {self.config.max_status_bytes}"
             )
@@ -226,13 +228,13 @@ class ServeCore:
     def publish(self, requests: Iterator[evolution_pb2.PublishPathRequest]) -> VersionRecord:
         first = next(requests, None)
         if first is None or first.WhichOneof("part") != "path":
-            raise InvalidArgument("the first PublishPath message must carry the PathVersion")
+            raise InvalidArgumentError("the first PublishPath message must carry the PathVersion")
         header = first.path
         task = self.registry.get_task(header.task)
         reader = ComponentReader(self.config.max_upload_bytes)
         for request in requests:
             if request.WhichOneof("part") != "component":
-                raise InvalidArgument("only the first PublishPath message may carry the PathVersion")
+                raise InvalidArgumentError("only the first PublishPath message may carry the PathVersion")
             reader.add(request.component)
         uploaded = {c.record.id: c for c in reader.finish()}
         new = NewVersion(
@@ -245,8 +247,8 @@ class ServeCore:
         if new.parent and new.parent[0]:
             try:
                 self.registry.get_version(*new.parent)
-            except NotFound as e:
-                raise NotFound(f"the parent of the published path does not exist: {e}") from e
+            except NotFoundError as e:
+                raise NotFoundError(f"the parent of the published path does not exist: {e}") from e
         kinds = self._kinds(new.components, uploaded)
         _check_path(kinds)
         with self._changes:
@@ -306,7 +308,7 @@ class ServeCore:
         record = codec.root_record(root)
         for _, cid in record.components:
             if not self.registry.has_component(cid):
-                raise NotFound(f"root component {cid} is not stored; upload it first")
+                raise NotFoundError(f"root component {cid} is not stored; upload it first")
         with self._changes:
             stored = self.registry.set_root(record)
             self._recut()  # paths published before the root was set: their root components become a segment apart
@@ -325,7 +327,7 @@ class ServeCore:
             elif self.registry.has_component(cid):
                 kinds.append((cid, self.registry.get_component(cid).kind))
             else:
-                raise NotFound(f"component {cid} is neither stored nor uploaded with this publish")
+                raise NotFoundError(f"component {cid} is neither stored nor uploaded with this publish")
         return kinds
 
     def _load_route(
@@ -337,11 +339,11 @@ class ServeCore:
         reason: str = "start",
         segments: Segments | None = None,
     ) -> Route:
-        """Loads (or shares) the sessions of a path's segments and warms the chain; raises InvalidArgument if it
+        """Loads (or shares) the sessions of a path's segments and warms the chain; raises InvalidArgumentError if it
         cannot serve. The path is cut as `segments` says, or else against the live routes of the other tasks."""
         try:
             return self._build_route(task, version, new, kinds, segments)
-        except ServeError:
+        except MunetError:
             self.metrics.swaps.labels(reason, "failed").inc()
             raise
 
@@ -375,7 +377,7 @@ class ServeCore:
         except Exception as e:  # noqa: BLE001 - ORT raises several types
             self.pool.release(route.step_ids)
             what = f"version {route.version}" if version else "the published path"
-            raise InvalidArgument(f"{what} of task {task.name!r} cannot be served: {e}") from e
+            raise InvalidArgumentError(f"{what} of task {task.name!r} cannot be served: {e}") from e
         return route
 
     def _swap(self, route: Route, kind: str, started: float) -> None:
@@ -440,6 +442,6 @@ def _grouped(path: Sequence[tuple[str, ComponentKind]], segments: Segments) -> l
 
 def _check_path(kinds: list[tuple[str, ComponentKind]]) -> None:
     if not kinds or kinds[0][1] != ComponentKind.EMBEDDING or kinds[-1][1] != ComponentKind.HEAD:
-        raise InvalidArgument(
+        raise InvalidArgumentError(
             f"a path must start with an embedding and end with a head, got {[k.value for _, k in kinds]}"
         )

@@ -10,6 +10,7 @@ import grpc
 
 from munet_serve import __version__
 from munet_serve.artifacts import CHUNK_BYTES
+from munet_serve.errors import NotFoundError
 from munet_serve.proto.v1 import (
     evolution_pb2,
     evolution_pb2_grpc,
@@ -20,7 +21,6 @@ from munet_serve.proto.v1 import (
 )
 
 from . import codec
-from .errors import NotFound
 from .events import TaskEvent
 from .service import ServeCore
 
@@ -134,7 +134,7 @@ class EvolutionServicer(evolution_pb2_grpc.EvolutionServicer):
     def GetRoot(self, request, context):  # noqa: N802, ANN001
         root = self.core.registry.get_root()
         if root is None:
-            raise NotFound("no root has been set yet (the evolver sets it when it first starts)")
+            raise NotFoundError("no root has been set yet (the evolver sets it when it first starts)")
         return codec.root_pb(root)
 
     def SetRoot(self, request, context):  # noqa: N802, ANN001

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from munet_serve.artifacts import count_params, read_component_metadata, sha256_hex
+from munet_serve.errors import InvalidArgumentError, ResourceExhaustedError
 from munet_serve.proto.v1 import evolution_pb2
 from munet_serve.structs import from_struct
 
 from .codec import kind_from_pb
-from .errors import InvalidArgument, ResourceExhausted
 from .registry import ComponentFiles, ComponentRecord
 
 
@@ -29,11 +29,11 @@ class ComponentReader:
             self._info = part
             return
         if self._info is None:
-            raise InvalidArgument("a component stream must start with the component's info")
+            raise InvalidArgumentError("a component stream must start with the component's info")
         chunk = part.weights_chunk if which == "weights_chunk" else part.onnx_chunk
         self._total += len(chunk)
         if self._total > self.max_bytes:
-            raise ResourceExhausted(f"components in one call exceed the limit of {self.max_bytes:,} bytes")
+            raise ResourceExhaustedError(f"components in one call exceed the limit of {self.max_bytes:,} bytes")
         (self._weights if which == "weights_chunk" else self._onnx).extend(chunk)
 
     def finish(self) -> list[ComponentFiles]:
@@ -53,22 +53,22 @@ def verify_component(info, weights: bytes, onnx: bytes) -> ComponentFiles:  # no
     """Checks that the weights hash to the id and carry the same kind; returns the record the server stores."""
     cid = info.id
     if not cid:
-        raise InvalidArgument("a component needs its id")
+        raise InvalidArgumentError("a component needs its id")
     if not weights:
-        raise InvalidArgument(f"component {cid}: no weights were sent")
+        raise InvalidArgumentError(f"component {cid}: no weights were sent")
     if not onnx:
-        raise InvalidArgument(f"component {cid}: no ONNX graph was sent")
+        raise InvalidArgumentError(f"component {cid}: no ONNX graph was sent")
     actual = sha256_hex(weights)
     if actual != cid:
-        raise InvalidArgument(f"component {cid}: the weights hash to {actual}, not to the component's id")
+        raise InvalidArgumentError(f"component {cid}: the weights hash to {actual}, not to the component's id")
     try:
         meta = read_component_metadata(weights)
         num_params = count_params(weights)
     except ValueError as e:
-        raise InvalidArgument(f"component {cid}: {e}") from e
+        raise InvalidArgumentError(f"component {cid}: {e}") from e
     kind = kind_from_pb(info.kind)
     if meta.kind != kind:
-        raise InvalidArgument(f"component {cid}: info says {kind.value}, its weights file says {meta.kind.value}")
+        raise InvalidArgumentError(f"component {cid}: info says {kind.value}, its weights file says {meta.kind.value}")
     record = ComponentRecord(
         id=cid,
         kind=kind,

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
+from munet_serve.errors import MunetError, UnavailableError
 from munet_serve.evolver.components import Head
 from munet_serve.evolver.export import export_component, fresh_lineage
 from munet_serve.imaging import InputSpec
 from munet_serve.server.batching import Batcher, BatchingConfig
 from munet_serve.server.engine import LoadedSegment, ort_environment
-from munet_serve.server.errors import ServeError, Unavailable
 from munet_serve.server.routes import Route
 from munet_serve.server.values import DeviceValues, HostValues, ValueOps
 
@@ -234,7 +234,7 @@ def test_a_failing_component_fails_every_request_of_its_batch_and_the_batcher_go
     batcher = Batcher(BatchingConfig(max_delay_ms=20), HostValues())
     try:
         answers = _submit_all(batcher, [(routes["broken"], _images(1, i)) for i in range(3)])
-        assert all(isinstance(a, ServeError) for a in answers), answers
+        assert all(isinstance(a, MunetError) for a in answers), answers
         assert "inference failed on version 1 of task 'broken'" in str(answers[0])
         ok = batcher.run(routes["rare"], _images(2, 5))
         np.testing.assert_allclose(ok, routes["rare"].run(_images(2, 5)), rtol=1e-5, atol=1e-5)
@@ -257,9 +257,9 @@ def test_closing_fails_requests_still_waiting_with_unavailable(routes: dict[str,
     closer.join(timeout=30)
     for t in threads:
         t.join(timeout=30)
-    assert isinstance(out["waiting"], Unavailable) and "stopped" in str(out["waiting"])
-    assert isinstance(out["running"], Unavailable)  # it was between two components when the server stopped
-    with pytest.raises(Unavailable, match="stopping"):
+    assert isinstance(out["waiting"], UnavailableError) and "stopped" in str(out["waiting"])
+    assert isinstance(out["running"], UnavailableError)  # it was between two components when the server stopped
+    with pytest.raises(UnavailableError, match="stopping"):
         batcher.run(routes["rare"], _images(1, 2))
 
 

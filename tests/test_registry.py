@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from munet_serve.artifacts import ComponentKind, Split, read_dataset
+from munet_serve.errors import AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from munet_serve.imaging import InputSpec
 from munet_serve.server.datasets import DatasetBuilder, SplitPolicy
-from munet_serve.server.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from munet_serve.server.registry import ComponentFiles, ComponentRecord, NewVersion, Registry, RootRecord
 
 
@@ -77,9 +77,9 @@ def test_named_splits_are_kept_and_must_all_be_present() -> None:
     assert (record.train, record.validation, record.test, record.image_shape) == (2, 1, 1, (16, 16, 3))
     builder = DatasetBuilder(num_labels=2, image_size=0, max_bytes=1 << 30)
     builder.add(np.zeros((8, 8), np.uint8), 0, int(Split.TRAIN))
-    with pytest.raises(InvalidArgument, match="every example names its split or none"):
+    with pytest.raises(InvalidArgumentError, match="every example names its split or none"):
         builder.add(np.zeros((8, 8), np.uint8), 1, 0)
-    with pytest.raises(InvalidArgument, match="validation split is empty"):
+    with pytest.raises(InvalidArgumentError, match="validation split is empty"):
         builder.build(SplitPolicy())
 
 
@@ -87,7 +87,7 @@ def test_tasks_versions_and_rollback_survive_a_reopen(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     dataset, data = _dataset()
     registry.create_task("t", ["a", "b", "c"], "demo", dataset, data)
-    with pytest.raises(AlreadyExists):
+    with pytest.raises(AlreadyExistsError):
         registry.create_task("t", ["a", "b"], "", dataset, data)
     assert registry.get_task("t").state == "pending"
     a, b = _component("a"), _component("b")
@@ -96,7 +96,7 @@ def test_tasks_versions_and_rollback_survive_a_reopen(tmp_path: Path) -> None:
     v2 = registry.commit_publish("t", _version(a.record.id, b.record.id), [b.record])
     assert (v1.version, v2.version) == (1, 2)
     registry.set_current("t", 1)
-    with pytest.raises(NotFound, match="no version 7"):
+    with pytest.raises(NotFoundError, match="no version 7"):
         registry.set_current("t", 7)
     registry.close()
 
@@ -108,7 +108,7 @@ def test_tasks_versions_and_rollback_survive_a_reopen(tmp_path: Path) -> None:
     assert reopened.weights_path(b.record.id).read_bytes() == b"weights-b"
     assert read_dataset(reopened.dataset_path(dataset.id)).labels.shape == (60,)
     reopened.delete_task("t")
-    with pytest.raises(NotFound):
+    with pytest.raises(NotFoundError):
         reopened.list_versions("t")
     reopened.close()
 
@@ -119,7 +119,7 @@ def test_root_is_set_once(tmp_path: Path) -> None:
                       input=InputSpec(image_size=32))
     assert registry.set_root(root) == root
     assert registry.set_root(root) == root
-    with pytest.raises(FailedPrecondition, match="different root"):
+    with pytest.raises(FailedPreconditionError, match="different root"):
         registry.set_root(RootRecord(source="other", components=(("embedding", "f" * 64),)))
     registry.close()
     assert Registry(tmp_path).get_root() == root
@@ -189,6 +189,6 @@ def test_task_views_and_accounting_reads_take_a_fixed_number_of_queries(tmp_path
     assert len(set(counts)) == 1, counts  # the same for 1 to 4 tasks
     (view,) = registry.task_views("t2")
     assert view.task.name == "t2" and view.dataset.id == dataset.id
-    with pytest.raises(NotFound, match="task 'nope' not found"):
+    with pytest.raises(NotFoundError, match="task 'nope' not found"):
         registry.task_views("nope")
     registry.close()
