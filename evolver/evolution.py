@@ -3,10 +3,12 @@
 A task iteration starts from what the server holds: the root, every task's current path, and the locks they imply.
 Its seed list is every other task's current path (most recent first) and the root; its population starts with the
 task's own current path on a revisit. Each generation samples the dataset hyperparameters (§3.3), makes its
-children (one unmutated child per seed first, then mutated children of decay-walk parents), trains them on one
-batch stream through the executor, keeps those that beat their same-task parent, and publishes a candidate as soon as
-it beats the task's current score. The evolver's resume state (completed iterations, offspring counts) travels in the
-status the server keeps.
+children (muNet: one unmutated child per seed first; then mutated children of decay-walk parents), trains them on one
+batch stream through the executor, keeps those that improve on their same-task parent, and publishes a candidate as
+soon as it improves on the task's current score. Where muNet and mu2Net differ (search space, parent policy and seed
+phase, tie rule, mutation probability, momentum), the iteration asks the strategy of the configured variant
+(evolver/strategy.py). The evolver's resume state (completed iterations, offspring counts) travels in the status the
+server keeps.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from .publish import publish
 from .score import accounted_params, size_factor
 from .search_space import SearchSpace, neighbour
 from .store import ComponentStore
+from .strategy import Strategy, strategy_for
 from .train import TrainResult
-from .variants import variant
 
 if TYPE_CHECKING:
     from munet_serve.clients import Client
@@ -193,17 +195,13 @@ class TaskIteration:
         self.config = config
         self.report = report
         self.rng = random.Random(_seed(config.seed, task.name, number))
-        self.variant = variant(config.variant)
+        self.strategy: Strategy = strategy_for(config.variant)
         root = system.root
         embed = root.slots[0].module.config
-        self.space = self.variant.search_space(
+        self.space = self.strategy.search_space(
             root.hparams.num_layers, int(embed["patch_size"]), root.input.image_size, config.scale_factor
         )
-        self.mutation = MutationSettings(
-            mu=config.mutation_probability,
-            per_path_mu=self.variant.per_path_mu,
-            clone_new_posembed=self.variant.clone_new_posembed,
-        )
+        self.mutation = MutationSettings(mu=config.mutation_probability)
         self.own = system.current.get(task.name)
         self.population: list[Path] = []
         self.best_score = -math.inf
@@ -218,10 +216,11 @@ class TaskIteration:
         seed_offspring = state.get("seed_offspring", {})
         for seed in self.seeds:  # mu2Net's decay walk over the seeds counts their children for this task (§4.2)
             seed.offspring[task.name] = int(seed_offspring.get(_seed_key(seed), 0))
-        self.policy: ParentPolicy = self.variant.policy(task.name, self.seeds, self.population, self.rng)
+        self.policy: ParentPolicy = self.strategy.policy(task.name, self.seeds, self.population, self.rng)
         self.factory = ChildFactory(
             task=task.name, num_classes=len(task.labels), root=root, space=self.space, locks=system.locks,
-            settings=self.mutation, rng=self.rng, torch_seed=_seed(config.seed, task.name, number, "torch"),
+            settings=self.mutation, strategy=self.strategy, rng=self.rng,
+            torch_seed=_seed(config.seed, task.name, number, "torch"),
         )
         self.generation = 0
         self.trained = 0
@@ -281,8 +280,8 @@ class TaskIteration:
             validations=budget.validations,
             max_validation_examples=budget.max_validation_examples,
             eval_batch_size=budget.eval_batch_size,
-            accept_ties=self.variant.accept_ties,
-            inherit_momentum=self.variant.inherit_momentum,
+            improves=self.strategy.improves,
+            inherit_momentum=self.strategy.inherits_momentum,
             bf16_prefix=cpu_has_native_bf16() if self.config.bf16_prefix is None else self.config.bf16_prefix,
         )
         generation = Generation(
@@ -313,10 +312,8 @@ class TaskIteration:
             sum(r.retained for r in results), best.path.score if best else -math.inf,
             round(best.accounted) if best else 0, self.best_score,
         )
-        improved = best is not None and (
-            best.path.score > self.best_score
-            or (self.variant.accept_ties and best.path.score == self.best_score and self.current is not None)
-        )
+        # A task without a version has best_score -inf, which any retained (finite) score improves on.
+        improved = best is not None and self.strategy.improves(best.path.score, self.best_score)
         if improved and best is not None and (stop is None or not stop.is_set()):
             self._publish(best)
         self._report("seeding" if self.policy.in_seed_phase else "evolving", f"generation {self.generation} done")

@@ -10,6 +10,7 @@ in Ray's object store once and fetched once per worker process, not once per can
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from .components import Component, build_module
 from .data import Augmentation, TaskData
 from .errors import StopRequested
 from .path import Path
-from .train import TrainResult, train_generation
+from .train import TieRule, TrainResult, train_generation
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +46,8 @@ class GenerationSettings:
     validations: int
     max_validation_examples: int
     eval_batch_size: int = 256
-    accept_ties: bool = False  # mu2Net keeps a snapshot that only equals the best so far
-    inherit_momentum: bool = False  # mu2Net: clones resume from the momentum trace stored with their component
+    improves: TieRule = operator.gt  # the tie rule of snapshots (the strategy's; default strictly greater)
+    inherit_momentum: bool = False  # clones resume from the momentum trace stored with their component (mu2Net)
     bf16_prefix: bool = False  # the shared frozen prefix runs under bf16 autocast while training
 
     def train(
@@ -68,7 +69,7 @@ class GenerationSettings:
             initial_best=initial_best,
             score_factors=score_factors,
             eval_batch_size=self.eval_batch_size,
-            accept_ties=self.accept_ties,
+            improves=self.improves,
             inherit_momentum=self.inherit_momentum,
             bf16_prefix=self.bf16_prefix,
             stop=stop,

@@ -5,9 +5,10 @@ neighbour rule (num_layers, adapter_dim, opt_*, and mu2Net's _mu_), each with pr
 adapters with probability mu per block (an adapter starts as the identity); then resolve each component name by
 walking the ancestors: a trainable (unlocked) component is always deep-copied, a frozen one is shared or, with
 probability mu, deep-copied (layer cloning; `encoder_norm` always); a head comes only from the same task, otherwise it
-is fresh and zero-initialised; a position embedding for a new image size is the root's, resized. In the seed phase
-(`mutate=False`) nothing is drawn: the child copies the seed and only its fresh head (and anything already
-trainable) trains.
+is fresh and zero-initialised; a position embedding for a new image size is the root's, resized (shared frozen or,
+with probability mu, cloned; always cloned where the strategy says so, mu2Net's). Where mu comes from is the
+strategy's too (evolver/strategy.py). In the seed phase (`mutate=False`) nothing is drawn: the child copies the seed
+and only its fresh head (and anything already trainable) trains.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .config import Hyperparameters
 from .locks import Locks
 from .path import Origin, Path, Slot
 from .search_space import SearchSpace, is_mutable_here, neighbour
+from .strategy import Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -40,18 +42,13 @@ _ADAPTER = re.compile(r"^residual_adapter_(\d+)$")
 
 @dataclass(frozen=True)
 class MutationSettings:
-    """mu: the mutation probability (muNet's global one; mu2Net's default `_mu_`).
-
-    per_path_mu: a child's draws use its hyperparameter `_mu_` (mu2Net) instead of `mu`.
-    clone_new_posembed: a position embedding resized for a new image size is always cloned (mu2Net); otherwise it is
-    shared frozen, or cloned with probability mu.
-    """
+    """mu: the configured mutation probability (muNet's global one; mu2Net's default `_mu_`: the strategy says
+    which a child's draws use). mutate_adapters: residual adapters are inserted. force_finetune: components a mutated
+    child always clones."""
 
     mu: float = 0.1
     mutate_adapters: bool = True
     force_finetune: tuple[str, ...] = ("encoder_norm",)
-    per_path_mu: bool = False
-    clone_new_posembed: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.mu <= 1.0:
@@ -94,6 +91,8 @@ class ChildFactory:
         root: the root path (the end of every inheritance walk).
         space: the search space; locks: who holds a lock on which published component.
         settings: mu and the structural switches.
+        strategy: the variant's strategy: where a child's mu comes from, and whether a resized position embedding
+            always trains.
         rng: every Bernoulli and neighbour draw; torch_seed: seeds fresh adapters.
     """
 
@@ -106,6 +105,7 @@ class ChildFactory:
         space: SearchSpace,
         locks: Locks,
         settings: MutationSettings,
+        strategy: Strategy,
         rng: random.Random,
         torch_seed: int = 0,
     ) -> None:
@@ -115,6 +115,7 @@ class ChildFactory:
         self.space = space
         self.locks = locks
         self.settings = settings
+        self.strategy = strategy
         self.rng = rng
         self._generator = torch.Generator().manual_seed(torch_seed)
         root_posembed = root.slot("posembed_input")
@@ -128,7 +129,7 @@ class ChildFactory:
     # --- hyperparameters -------------------------------------------------------------------------------------------
 
     def _mu(self, values: Mapping[str, Any]) -> float:
-        return float(values.get("_mu_", self.settings.mu)) if self.settings.per_path_mu else self.settings.mu
+        return self.strategy.mutation_probability(values, self.settings.mu)
 
     def child_hparams(self, parent: Path, ds: Mapping[str, Any], mutate: bool) -> Hyperparameters:
         """Steps 1-3: copied hyperparameters, the generation's ds_*, neighbour mutations, adapter insertion."""
@@ -139,8 +140,7 @@ class ChildFactory:
         for key, choices in self.space.ranges.items():
             if self.rng.random() < mu and is_mutable_here(key):
                 values[key] = neighbour(values[key], choices, self.rng)
-                if key == "_mu_":
-                    mu = float(values[key])
+                mu = self._mu(values)  # a mutated per-path `_mu_` (mu2Net) drives the rest of the child's draws
         adapters = set(values["adapter_layers"])
         if self.settings.mutate_adapters:
             for i in range(values["num_layers"]):
@@ -211,7 +211,7 @@ class ChildFactory:
             return Slot(name, fresh_adapter(self._dim, h.adapter_dim, generator=self._generator), Origin.FRESH)
         if name == "posembed_input":
             derived = self.derived_posembed(self._grid(h.ds_image_size))
-            if self.settings.clone_new_posembed or (mutate and self.rng.random() < mu):
+            if self.strategy.clones_resized_posembed or (mutate and self.rng.random() < mu):
                 return Slot(name, _clone(derived), Origin.CLONE, None)
             return Slot(name, derived, Origin.DERIVED, None)
         raise ValueError(f"no ancestor has {name} and it cannot be created fresh (the root has fewer blocks)")

@@ -37,10 +37,10 @@ def image_sizes(patch_size: int, root_image_size: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Ordered value lists per hyperparameter, in mutation order."""
+    """Ordered value lists per hyperparameter, in mutation order (a variant's strategy, evolver/strategy.py, makes
+    its space from muNet's or mu2Net's lists here)."""
 
     ranges: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    variant: str = "munet"
 
     @classmethod
     def munet(cls, num_layers: int, patch_size: int, root_image_size: int) -> SearchSpace:
@@ -62,8 +62,7 @@ class SearchSpace:
                 "ds_saturation_delta": COLOUR,
                 "ds_hue_delta": COLOUR,
                 "num_layers": tuple(range(1, num_layers + 1)),
-            },
-            variant="munet",
+            }
         )
 
     @classmethod
@@ -74,7 +73,7 @@ class SearchSpace:
         ranges["opt_lr"] = MU2NET_LR
         ranges["opt_momentum"] = (None, 0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99)
         ranges["_mu_"] = MU
-        return cls(dict(sorted(ranges.items())), variant="mu2net")
+        return cls(dict(sorted(ranges.items())))
 
     def keys(self) -> list[str]:
         return list(self.ranges)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import sys
 import threading
 import time
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "GRAD_CLIP_NORM",
+    "TieRule",
     "TrainResult",
     "evaluate",
     "evaluate_batches",
@@ -42,6 +44,10 @@ __all__ = [
 
 GRAD_CLIP_NORM = 1.0
 
+TieRule = Callable[[float, float], bool]
+"""Whether a score improves on the best so far: (score, best) -> bool. A variant's is `Strategy.improves`; the
+default, `operator.gt`, is strict improvement (muNet's)."""
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -50,7 +56,8 @@ class TrainResult:
     Attributes:
         quality: best validation accuracy over the validations.
         score: best score (quality x the candidate's size penalty).
-        retained: a snapshot beat the initial best; the candidate's weights are that snapshot.
+        retained: a snapshot improved on the initial best (by the tie rule); the candidate's weights are that
+            snapshot.
         steps: training steps run.
         seconds: wall time, validations included.
         best_step: step of the kept snapshot (0 when not retained).
@@ -246,7 +253,7 @@ def train_generation(
     initial_best: Sequence[float] | None = None,
     score_factors: Sequence[float] | None = None,
     eval_batch_size: int = 256,
-    accept_ties: bool = False,
+    improves: TieRule = operator.gt,
     inherit_momentum: bool = False,
     bf16_prefix: bool = False,
     stop: threading.Event | None = None,
@@ -272,7 +279,8 @@ def train_generation(
             else -inf (the default).
         score_factors: per candidate, s ** (accounted params / P_root); score = validation accuracy x factor.
         eval_batch_size: batch size of validation.
-        accept_ties: snapshot also when the score only equals the best so far (mu2Net's >=; muNet's is >).
+        improves: the tie rule: whether a validation score improves on the best so far and is snapshotted
+            (default strictly greater, muNet's; mu2Net's also keeps an equal one).
         inherit_momentum: start each cloned component's momentum from the trace stored with it, and store the best
             snapshot's trace with the candidate's components (mu2Net, §5.3).
         bf16_prefix: run the shared frozen prefix under bf16 autocast during training (validation stays float32).
@@ -339,7 +347,7 @@ def train_generation(
                     logger.debug("%s step %d: validation accuracy %.4f", t.candidate.label, step + 1, quality)
                     if on_validation is not None:
                         on_validation(c, step + 1, quality)
-                    if score > t.best or (accept_ties and score == t.best):
+                    if improves(score, t.best):
                         t.best, t.best_step, t.snapshot = score, step + 1, _snapshot(t.candidate)
                         if inherit_momentum:
                             t.momentum_snapshot = _momentum(t.candidate, t.optimizer)
@@ -382,7 +390,7 @@ def train_candidate(
     initial_best: float = -math.inf,
     score_factor: float = 1.0,
     eval_batch_size: int = 256,
-    accept_ties: bool = False,
+    improves: TieRule = operator.gt,
     inherit_momentum: bool = False,
     bf16_prefix: bool = False,
     stop: threading.Event | None = None,
@@ -399,7 +407,7 @@ def train_candidate(
         initial_best=[initial_best],
         score_factors=[score_factor],
         eval_batch_size=eval_batch_size,
-        accept_ties=accept_ties,
+        improves=improves,
         inherit_momentum=inherit_momentum,
         bf16_prefix=bf16_prefix,
         stop=stop,

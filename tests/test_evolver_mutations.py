@@ -3,6 +3,7 @@ position-embedding resizing, heads, locks, the seed phase, the neighbour rule an
 
 from __future__ import annotations
 
+import pickle
 import random
 from collections import Counter
 
@@ -19,6 +20,7 @@ from munet_serve.evolver.path import Origin, Path, Slot
 from munet_serve.evolver.policy import DecayPolicy, Mu2NetPolicy, decay_walk
 from munet_serve.evolver.search_space import SearchSpace, neighbour
 from munet_serve.evolver.store import ComponentStore
+from munet_serve.evolver.strategy import MU2NET, MUNET, strategy_for
 from munet_serve.imaging import InputSpec
 
 TASK = "digits"
@@ -42,7 +44,7 @@ def factory(root: Path, *, mu: float = 0.0, space: SearchSpace | None = None, lo
         task=task, num_classes=10, root=root,
         space=space if space is not None else SearchSpace(ranges={}),
         locks=locks if locks is not None else Locks.build([s.component_id for s in root.slots], {}),
-        settings=MutationSettings(mu=mu), rng=random.Random(seed),
+        settings=MutationSettings(mu=mu), strategy=MUNET, rng=random.Random(seed),
     )
 
 
@@ -220,12 +222,10 @@ def test_a_seed_phase_generation_is_filled_with_mutated_children(root):
     assert all(mutate and parent in seeds for parent, mutate in generation[2:])
 
 
-def test_the_variants_differ_only_where_mu2net_does():
-    from munet_serve.evolver.variants import MU2NET, MUNET, variant
-
-    assert variant("munet") is MUNET and variant("mu2net") is MU2NET
+def test_the_variants_differ_only_where_mu2net_does(root):
+    assert strategy_for("munet") is MUNET and strategy_for("mu2net") is MU2NET
     with pytest.raises(ValueError, match="unknown variant"):
-        variant("mu3net")
+        strategy_for("mu3net")
     # mu2Net searches num_layers only with a size scale (s < 1); muNet always
     assert "num_layers" in MUNET.search_space(2, 8, 32, 1.0).ranges
     assert "num_layers" not in MU2NET.search_space(2, 8, 32, 1.0).ranges
@@ -233,14 +233,28 @@ def test_the_variants_differ_only_where_mu2net_does():
     assert next(iter(MU2NET.search_space(2, 8, 32, 1.0).ranges)) == "_mu_"
     assert MUNET.policy(TASK, [], [], random.Random(0)).__class__ is DecayPolicy
     assert MU2NET.policy(TASK, [], [], random.Random(0)).__class__ is Mu2NetPolicy
+    # the seed phase: muNet's policy first gives each seed an unmutated child; mu2Net's has none
+    assert MUNET.policy(TASK, [root], [], random.Random(0)).in_seed_phase
+    assert not MU2NET.policy(TASK, [root], [], random.Random(0)).in_seed_phase
+    # the tie rule: muNet needs a higher score, mu2Net keeps an equal one
+    assert MUNET.improves(0.6, 0.5) and not MUNET.improves(0.5, 0.5)
+    assert MU2NET.improves(0.6, 0.5) and MU2NET.improves(0.5, 0.5) and not MU2NET.improves(0.4, 0.5)
+    # the mutation probability: the configured one for muNet, the path's own `_mu_` for mu2Net
+    assert MUNET.mutation_probability({"_mu_": 0.3}, 0.1) == 0.1
+    assert MU2NET.mutation_probability({"_mu_": 0.3}, 0.1) == 0.3
+    assert MUNET.inherits_momentum is False and MU2NET.inherits_momentum is True
+    assert MUNET.clones_resized_posembed is False and MU2NET.clones_resized_posembed is True
+    # a Ray worker receives the tie rule as a bound method: it pickles
+    assert pickle.loads(pickle.dumps(MU2NET.improves))(0.5, 0.5)
+    assert not pickle.loads(pickle.dumps(MUNET.improves))(0.5, 0.5)
 
 
 def test_mu2net_mu_is_the_paths_own_and_a_resized_posembed_always_trains(root):
-    settings = MutationSettings(mu=0.0, per_path_mu=True, clone_new_posembed=True)
+    settings = MutationSettings(mu=0.0)
     space = SearchSpace(ranges={"_mu_": (1.0,)})  # mutated first, and stays 1
     f = ChildFactory(task=TASK, num_classes=10, root=root, space=space,
                      locks=Locks.build([s.component_id for s in root.slots], {}), settings=settings,
-                     rng=random.Random(0))
+                     strategy=MU2NET, rng=random.Random(0))
     parent = own_path(root)
     parent.hparams = parent.hparams.replace(_mu_=1.0)  # mu = 1: every frozen component is cloned
     child = f.child(parent, DS, mutate=True)
