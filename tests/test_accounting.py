@@ -1,6 +1,6 @@
-"""Live parameter accounting (muNet §6): each task's accounted parameters divide every component of its current path
-among the tasks whose current path uses it; the system's parameters per task are its distinct parameters divided by
-the serving tasks. Checked by hand on two tasks sharing the root body, through the SDK and the CLI."""
+"""Live parameter accounting (docs/evolution.md §6): each task's accounted parameters divide every component of its
+current path among the tasks whose current path uses it; the system's parameters per task are its distinct parameters
+divided by the serving tasks. Checked by hand on two tasks sharing the root body, through the SDK and the CLI."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The §8.6 baselines on the tiny root: what each one trains (counted by hand), the root left untouched, the
-compute matching, the spec's text form, and a tiny compute-matched run."""
+"""The baselines (docs/evolution.md §8.6) on the tiny root: what each one trains (counted by hand), the root left
+untouched, the compute matching, the spec's text form, and a tiny compute-matched run."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Child construction (§2.2) and every mutation, on the tiny root: clones, adapters, layer removal and re-addition,
-position-embedding resizing, heads, locks, the seed phase, the neighbour rule and parent selection (§4)."""
+"""Child construction (§2.2 of docs/evolution.md) and every mutation, on the tiny root: clones, adapters, layer
+removal and re-addition, position-embedding resizing, heads, locks, the seed phase, the neighbour rule and parent
+selection (§4)."""
 
 from __future__ import annotations
 

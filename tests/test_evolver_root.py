@@ -168,7 +168,7 @@ def _tiny_fields() -> dict:
 
 
 def test_root_params_matches_the_paper_for_ti3():
-    """P_root of ViT-Ti/16 truncated to 3 blocks at 32 px is 1,484,162 (§6)."""
+    """P_root of ViT-Ti/16 truncated to 3 blocks at 32 px is 1,484,162 (docs/evolution.md §6)."""
     root = build_root(RootConfig(model="vit_tiny_patch16_224", image_size=32, num_layers=3, random_init=True))
     assert root.params == 1_484_162
     assert root.input.mean == (0.5, 0.5, 0.5)

@@ -1,4 +1,5 @@
-"""Scoring (§6): shared components are accounted 1/n_c, and the score is quality x s^(accounted / P_root)."""
+"""Scoring (docs/evolution.md §6): shared components are accounted 1/n_c, and the score is
+quality x s^(accounted / P_root)."""
 
 from __future__ import annotations
 

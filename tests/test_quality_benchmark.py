@@ -21,7 +21,8 @@ def test_mini_quality_run_writes_json_table_and_plot(tmp_path: Path) -> None:
     paths = write_report(report, tmp_path / "results", "quality-mini")
 
     # every system ran every task on every seed, in order: both variants at s=1, the better one at s<1, the
-    # baselines of §8.6 (freeze-bottom:L resolved to the root's 2 blocks), the long fine-tune, the ablations
+    # baselines of docs/evolution.md §8.6 (freeze-bottom:L resolved to the root's 2 blocks), the long fine-tune,
+    # the ablations
     better = report.better_variant
     assert better in ("munet", "mu2net")
     label = {"munet": "muNet", "mu2net": "mu2Net"}

@@ -76,7 +76,7 @@ PROFILES: dict[str, Profile] = {
                     accuracy_steps=6, threads=2),
 }
 
-# The workloads: what each candidate trains, as baselines of §8.6 (L = the root's blocks).
+# The workloads: what each candidate trains, as baselines of docs/evolution.md §8.6 (L = the root's blocks).
 CHILDREN = {
     "child: final norm + head": "freeze-bottom:{L}",
     "child: top block + norm + head": "freeze-bottom:{L-1}",

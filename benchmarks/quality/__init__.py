@@ -1,7 +1,7 @@
-"""The quality benchmark: muNet and mu2Net on built-in tasks against the fine-tuning baselines of §8.6, at equal
-training steps per task, on several seeds.
+"""The quality benchmark: muNet and mu2Net on built-in tasks against the fine-tuning baselines
+(docs/evolution.md §8.6), at equal training steps per task, on several seeds.
 
-    python -m benchmarks.quality --standard   # decides the claim: under an hour on 2 cores
+    python -m benchmarks.quality --standard   # decides the claim; docs/benchmarks.md has its run time
     python -m benchmarks.quality --quick      # a smoke run: under 20 minutes on 2 cores
     python -m benchmarks.quality --full       # the full profile, for a GPU
 """

@@ -45,7 +45,7 @@ class QualityProfile:
         tasks: built-in dataset names, registered in this order (each one after the previous finished evolving).
         sizes: examples per class per split for every task (None: each dataset's defaults).
         root_preset: the evolver root preset every system starts from.
-        train, search: the evolution's budgets; baselines get the same steps per task (§8.6).
+        train, search: the evolution's budgets; baselines get the same steps per task (docs/evolution.md §8.6).
         variants: evolution variants run at s = 1 ("munet", "mu2net").
         scale_factors: the better variant at s = 1 (by average test accuracy over the seeds) runs again at each of
             these (s < 1 penalises added parameters, §6); with one variant, that one.

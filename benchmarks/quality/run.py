@@ -7,8 +7,8 @@ compared bit for bit with the ones taken when that task finished (the no-forgett
 the server answers.
 
 Order: every variant at s = 1 on every seed; then the better of them (by average test accuracy over the seeds) at
-each smaller scale factor; then the baselines (§8.6) on every seed, in PyTorch from the same root path and
-datasets; then the ablations on the first seed.
+each smaller scale factor; then the baselines (docs/evolution.md §8.6) on every seed, in PyTorch from the same root
+path and datasets; then the ablations on the first seed.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ __all__ = ["FINETUNE", "LONG_FINETUNE", "frontier_accuracy", "targets"]
 
 FINETUNE = "finetune-all"
 LONG_FINETUNE = "finetune-all, one long run"
-GAIN = 0.02  # the better variant at s = 1 must beat fine-tune-all (§8.6) by 2 points of average accuracy
+# the better variant at s = 1 must beat fine-tune-all (docs/evolution.md §8.6) by 2 points of average accuracy
+GAIN = 0.02
 PARAMS_SHARE = 0.5  # ... with at most half of fine-tune-all's parameters per task
 DISTINCT = 0.01  # two sizes within 1 % of each other are the same size
 

@@ -4,7 +4,7 @@ Every root is built with the evolver's real root builder and trained on each tas
 batch 32 per task (the `roots` quality profile's training budget with 4 candidate-trainings of 30 steps): a probe
 (`freeze-bottom:L`: only the final norm and a new head train on the frozen backbone) and full fine-tuning
 (`finetune-all`). The root with the best average test accuracy after fine-tuning is
-the evolver's default (measured: `dinov2-s14-imgfocus`; the README has the table).
+the evolver's default (measured: `dinov2-s14-imgfocus`; docs/benchmarks.md has the table).
 
     python -m benchmarks.roots [--roots chars-random,chars-cjk,dinov2-random,dinov2-imgfocus] [--out DIR]
 """

@@ -1,4 +1,4 @@
-"""Parameters accounted to a path (muNet §6), shared by the evolver's score and the server's live figures.
+"""Parameters accounted to a path (docs/evolution.md §6), shared by the evolver's score and the server's live figures.
 
 A component counts |c| / n_c, where n_c is the number of tasks whose current path uses it (the path's own task
 included), so components shared with other tasks cost a fraction; summed over all tasks this gives the system's
