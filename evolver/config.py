@@ -110,7 +110,7 @@ ROOT_PRESETS: dict[str, RootConfig] = {
         overrides={"embed_dim": 64, "depth": 2, "num_heads": 2, "patch_size": 8},
         random_init=True,
     ),
-    # The custom ViT measured in offline-data-and-cpu.md: width 192, 3 blocks, 4 px patches at 32 px (65 tokens).
+    # The demo root: a custom ViT of width 192, 3 blocks, 4 px patches at 32 px (65 tokens), small enough for 2 cores.
     "demo": RootConfig(
         model="vit_tiny_patch16_224",
         image_size=32,
