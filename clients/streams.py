@@ -9,6 +9,7 @@ from typing import Generic, TypeVar
 import grpc
 import numpy as np
 
+from munet_serve import messages
 from munet_serve.artifacts import CHUNK_BYTES, Split, sha256_hex
 from munet_serve.imaging import InputSpec
 from munet_serve.proto.v1 import evolution_pb2, tasks_pb2, types_pb2
@@ -134,7 +135,7 @@ def publish_requests(
         components=convert.path_components_to_pb(components),
         hparams=to_struct(hparams),
         metrics=convert.metrics_to_pb(metrics),
-        input=convert.input_spec_to_pb(input),
+        input=messages.input_spec_pb(input),
     )
     if parent is not None:
         path.parent.CopyFrom(types_pb2.PathRef(task=parent.task, version=parent.version))
