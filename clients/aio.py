@@ -1,198 +1,147 @@
-"""The asyncio Python SDK: `AsyncClient`, the same calls as `Client` as coroutines."""
+"""The asyncio Python SDK: `AsyncClient`, the calls of clients/calls.py as coroutines over a grpc.aio channel."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import grpc
-import numpy as np
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from munet_serve.imaging import InputSpec
-from munet_serve.proto.v1 import (
-    evolution_pb2,
-    evolution_pb2_grpc,
-    inference_pb2,
-    inference_pb2_grpc,
-    tasks_pb2,
-    tasks_pb2_grpc,
-)
+from . import calls
+from .errors import from_rpc_error
+from .steps import Call, Session, Sleep, Step, Steps, Stream, Watch
+from .streams import RequestStream, failure
+from .transport import CHANNEL_OPTIONS, DEFAULT_TARGET, Transport, as_method, step_result, watch_item
 
-from . import convert
-from .client import CHANNEL_OPTIONS, DEFAULT_TARGET
-from .errors import NotFoundError, UnavailableError, from_rpc_error
-from .streams import (
-    ComponentAssembler,
-    Progress,
-    RequestStream,
-    TaskUpload,
-    component_parts,
-    failure,
-    publish_requests,
-    register_requests,
-)
-from .types import (
-    ComponentArtifact,
-    ComponentInfo,
-    EvolutionStatus,
-    Metrics,
-    PathComponent,
-    PathRef,
-    PathVersion,
-    PredictResult,
-    RootInfo,
-    ServingInfo,
-    SystemStats,
-    TaskEvent,
-    TaskInfo,
-)
+__all__ = ["AsyncClient", "AsyncTransport"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+A = TypeVar("A", bound="AsyncTransport")
 
 
-class AsyncClient:
-    """asyncio twin of `Client`; use `async with AsyncClient(target) as client:`."""
+class AsyncTransport(Transport):
+    """Runs calls' steps on a grpc.aio channel; a failed RPC raises its munet_serve.errors class in the call."""
 
     def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = None) -> None:
-        self.target = target
-        self.timeout = timeout
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
-        self._inference = inference_pb2_grpc.InferenceStub(self._channel)
-        self._tasks = tasks_pb2_grpc.TasksStub(self._channel)
-        self._versions = tasks_pb2_grpc.VersionsStub(self._channel)
-        self._evolution = evolution_pb2_grpc.EvolutionStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
+        super().__init__(grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS), target, timeout)
 
     async def close(self) -> None:
         await self._channel.close()
 
-    async def __aenter__(self) -> AsyncClient:
+    async def __aenter__(self: A) -> A:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def _call(self, method, request):  # noqa: ANN001, ANN202
-        stream = RequestStream(request) if isinstance(request, Iterator) else None
+    async def _run(self, steps: Steps[R]) -> R:
         try:
-            return await method(stream or request, timeout=self.timeout)
-        except grpc.RpcError as e:
-            raise failure(e, stream) from e
-        except asyncio.CancelledError:  # grpc.aio cancels the call when building a request raises
-            if stream is not None and stream.error is not None:
-                raise stream.error from None
-            raise
+            step = next(steps)
+            while True:
+                try:
+                    result = await self._take(step)
+                except BaseException as error:  # raised in the call, which may handle it
+                    step = steps.throw(error)
+                else:
+                    step = steps.send(result)
+        except StopIteration as done:
+            return done.value
 
-    async def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+    async def _take(self, step: Step) -> Any:
+        if isinstance(step, Call):
+            stream = RequestStream(step.request) if isinstance(step.request, Iterator) else None
             try:
-                reply = await self._health.Check(health_pb2.HealthCheckRequest(service=""), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise UnavailableError(f"server at {self.target} not ready after {timeout:.0f} s")
-            await asyncio.sleep(0.1)
+                return await self._method(step.stub, step.method)(
+                    step.request if stream is None else stream, timeout=self._deadline(step.timeout)
+                )
+            except grpc.RpcError as e:
+                raise failure(e, stream) from e
+            except asyncio.CancelledError:  # grpc.aio cancels the call when building a request raises
+                if stream is not None and stream.error is not None:
+                    raise stream.error from None
+                raise
+        if isinstance(step, Stream):
+            call = self._method(step.stub, step.method)(step.request, timeout=self._deadline(step.timeout))
+            try:
+                async for message in call:
+                    if step.receive(message):
+                        break
+            except grpc.RpcError as e:
+                raise from_rpc_error(e) from e
+            finally:
+                call.cancel()
+            return None
+        if isinstance(step, Sleep):
+            await asyncio.sleep(step.seconds)
+            return None
+        raise TypeError(f"not a step: {step!r}")
 
-    async def predict(
-        self, task: str, images: Sequence[convert.ImageInput], *, top_k: int = 5, include_logits: bool = False
-    ) -> PredictResult:
-        request = convert.predict_request(task, images, None, top_k, include_logits)
-        return convert.predict_result_from_pb(await self._call(self._inference.Predict, request))
-
-    async def predict_batch(
-        self, task: str, batch: np.ndarray, *, top_k: int = 5, include_logits: bool = False
-    ) -> PredictResult:
-        request = convert.predict_request(task, None, batch, top_k, include_logits)
-        return convert.predict_result_from_pb(await self._call(self._inference.Predict, request))
-
-    async def serving_info(self) -> ServingInfo:
-        reply = await self._call(self._inference.GetServingInfo, inference_pb2.GetServingInfoRequest())
-        return convert.serving_info_from_pb(reply)
-
-    async def register(self, upload: TaskUpload, progress: Progress | None = None) -> TaskInfo:
-        reply = await self._call(self._tasks.RegisterTask, register_requests(upload, progress))
-        return convert.task_from_pb(reply)
-
-    async def list_tasks(self) -> list[TaskInfo]:
-        return (await self.list_tasks_with_stats())[0]
-
-    async def system_stats(self) -> SystemStats:
-        """Parameters of the system: serving tasks, distinct parameters, parameters per task, root parameters."""
-        return (await self.list_tasks_with_stats())[1]
-
-    async def list_tasks_with_stats(self) -> tuple[list[TaskInfo], SystemStats]:
-        """Every task and the system's parameter figures, from one ListTasks call (one server state)."""
-        return convert.task_list_from_pb(await self._call(self._tasks.ListTasks, tasks_pb2.ListTasksRequest()))
-
-    async def get_task(self, name: str) -> TaskInfo:
-        return convert.task_from_pb(await self._call(self._tasks.GetTask, tasks_pb2.GetTaskRequest(name=name)))
-
-    async def delete_task(self, name: str) -> None:
-        await self._call(self._tasks.DeleteTask, tasks_pb2.DeleteTaskRequest(name=name))
-
-    async def watch_tasks(self, task: str = "", send_initial: bool = False) -> AsyncIterator[TaskEvent]:
-        call = self._tasks.WatchTasks(tasks_pb2.WatchTasksRequest(task=task, send_initial=send_initial))
+    async def _watch(self, watch: Watch[T]) -> AsyncGenerator[T, None]:
+        call = self._method(watch.stub, watch.method)(watch.request)
         try:
-            async for event in call:
-                yield convert.event_from_pb(event)
+            async for message in call:
+                yield watch.parse(message)
         except grpc.RpcError as e:
             if e.code() != grpc.StatusCode.CANCELLED:
                 raise from_rpc_error(e) from e
         finally:
             call.cancel()
 
-    async def list_versions(self, task: str) -> list[PathVersion]:
-        reply = await self._call(self._versions.ListVersions, tasks_pb2.ListVersionsRequest(task=task))
-        return [convert.path_version_from_pb(v) for v in reply.versions]
 
-    async def rollback(self, task: str, version: int) -> TaskInfo:
-        reply = await self._call(self._versions.Rollback, tasks_pb2.RollbackRequest(task=task, version=version))
-        return convert.task_from_pb(reply)
+def coroutine(
+    call: Callable[Concatenate[Session, P], Steps[R]],
+) -> Callable[Concatenate[AsyncTransport, P], Coroutine[Any, Any, R]]:
+    """The coroutine method running `call` to its result."""
 
-    async def get_root(self) -> RootInfo | None:
-        try:
-            return convert.root_from_pb(await self._call(self._evolution.GetRoot, evolution_pb2.GetRootRequest()))
-        except NotFoundError:
-            return None
+    async def method(self: AsyncTransport, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return await self._run(call(self, *args, **kwargs))
 
-    async def set_root(self, root: RootInfo) -> RootInfo:
-        return convert.root_from_pb(await self._call(self._evolution.SetRoot, convert.root_to_pb(root)))
+    return as_method(method, call, step_result)
 
-    async def upload_components(self, artifacts: Sequence[ComponentArtifact]) -> tuple[list[str], list[str]]:
-        reply = await self._call(self._evolution.UploadComponents, component_parts(artifacts))
-        return list(reply.stored), list(reply.existing)
 
-    async def list_components(self, ids: Sequence[str] = ()) -> list[ComponentInfo]:
-        reply = await self._call(self._evolution.ListComponents, evolution_pb2.ListComponentsRequest(ids=list(ids)))
-        return [convert.component_info_from_pb(c) for c in reply.components]
+def async_watch(
+    call: Callable[Concatenate[Session, P], Watch[T]],
+) -> Callable[Concatenate[AsyncTransport, P], AsyncIterator[T]]:
+    """The async generator method iterating `call`'s watch."""
 
-    async def get_component(self, id: str, include_onnx: bool = False) -> ComponentArtifact:
-        assembler = ComponentAssembler()
-        request = evolution_pb2.GetComponentRequest(id=id, include_onnx=include_onnx)
-        try:
-            async for part in self._evolution.GetComponent(request, timeout=self.timeout):
-                assembler.add(part)
-        except grpc.RpcError as e:
-            raise from_rpc_error(e) from e
-        return assembler.result()
+    async def method(self: AsyncTransport, /, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+        async with contextlib.aclosing(self._watch(call(self, *args, **kwargs))) as items:  # closed: call cancelled
+            async for item in items:
+                yield item
 
-    async def publish_path(
-        self,
-        task: str,
-        components: Sequence[PathComponent],
-        *,
-        hparams: dict,
-        metrics: Metrics,
-        input: InputSpec,
-        parent: PathRef | None,
-        new_components: Sequence[ComponentArtifact] = (),
-    ) -> PathVersion:
-        requests = publish_requests(task, components, hparams, metrics, input, parent, new_components)
-        return convert.path_version_from_pb(await self._call(self._evolution.PublishPath, requests))
+    return as_method(method, call, lambda watch_type: AsyncIterator[watch_item(watch_type)])  # type: ignore[misc]
 
-    async def report_status(self, task: str, status: EvolutionStatus) -> None:
-        request = evolution_pb2.ReportStatusRequest(task=task, status=convert.status_to_pb(status))
-        await self._call(self._evolution.ReportStatus, request)
+
+class AsyncClient(AsyncTransport):
+    """asyncio twin of `Client`, with the same calls as coroutines; use `async with AsyncClient(target) as client:`.
+
+    `watch_tasks` is an async iterator (`async for event in client.watch_tasks(...)`).
+    """
+
+    wait_ready = coroutine(calls.wait_ready)
+    predict = coroutine(calls.predict)
+    predict_batch = coroutine(calls.predict_batch)
+    serving_info = coroutine(calls.serving_info)
+    register_task = coroutine(calls.register_task)
+    register = coroutine(calls.register)
+    list_tasks = coroutine(calls.list_tasks)
+    system_stats = coroutine(calls.system_stats)
+    list_tasks_with_stats = coroutine(calls.list_tasks_with_stats)
+    get_task = coroutine(calls.get_task)
+    delete_task = coroutine(calls.delete_task)
+    watch_tasks = async_watch(calls.watch_tasks)
+    wait_for_version = coroutine(calls.wait_for_version)
+    list_versions = coroutine(calls.list_versions)
+    rollback = coroutine(calls.rollback)
+    get_root = coroutine(calls.get_root)
+    set_root = coroutine(calls.set_root)
+    upload_components = coroutine(calls.upload_components)
+    list_components = coroutine(calls.list_components)
+    get_component = coroutine(calls.get_component)
+    download_dataset = coroutine(calls.download_dataset)
+    publish_path = coroutine(calls.publish_path)
+    report_status = coroutine(calls.report_status)

@@ -40,12 +40,25 @@ def _evolver_main(argv: list[str]) -> int:
 DELEGATED = {"serve": _server_main, "evolve": _evolver_main}
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="munet-serve", description="muNet as a service: serve, evolve, predict.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--server", default=DEFAULT_TARGET,
+SERVER_COMMANDS = ("predict", "tasks", "versions")
+SERVER_OPTIONS = {"server": DEFAULT_TARGET, "timeout": None}  # their options, with the defaults
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    # No defaults here (SUPPRESS): an option is set only where it is given, so a command's copy overrides the top
+    # level's and neither erases the other; main() fills in the defaults.
+    parser.add_argument("--server", default=argparse.SUPPRESS,
                         help=f"server address (default {DEFAULT_TARGET}, or $MUNET_SERVE_SERVER)")
-    common.add_argument("--timeout", type=float, default=None, help="per-call deadline in seconds")
+    parser.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="per-call deadline in seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """--server and --timeout go before or after the command, as in git and kubectl: `munet-serve --server H:P
+    tasks list` and `munet-serve tasks list --server H:P` are the same (given twice, the later one counts)."""
+    parser = argparse.ArgumentParser(prog="munet-serve", description="muNet as a service: serve, evolve, predict.")
+    _add_server_options(parser)
+    common = argparse.ArgumentParser(add_help=False)
+    _add_server_options(common)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("serve", help="run the server (see munet-serve serve --help)", add_help=False)
     commands.add_parser("evolve", help="run the evolver (see munet-serve evolve --help)", add_help=False)
@@ -62,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", type=Path)
     predict.add_argument("--top-k", type=int, default=3)
 
-    tasks = commands.add_parser("tasks", help="register, list, show, watch or delete tasks")
+    tasks = commands.add_parser("tasks", parents=[common], help="register, list, show, watch or delete tasks")
     task_commands = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
     register = task_commands.add_parser("register", parents=[common], help="register a task with its dataset")
     register.add_argument("name")
@@ -88,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete = task_commands.add_parser("delete", parents=[common], help="delete a task")
     delete.add_argument("name")
 
-    versions = commands.add_parser("versions", help="list a task's versions or roll back")
+    versions = commands.add_parser("versions", parents=[common], help="list a task's versions or roll back")
     version_commands = versions.add_subparsers(dest="action", required=True, metavar="ACTION")
     vlist = version_commands.add_parser("list", parents=[common], help="list versions with metrics and lineage")
     vlist.add_argument("task")
@@ -108,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         return DELEGATED[argv[0]](argv[1:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    given = [f"--{name}" for name in SERVER_OPTIONS if name in vars(args)]
+    if given and args.command not in SERVER_COMMANDS:
+        parser.error(f"{' and '.join(given)}: only for predict, tasks and versions, not {args.command} "
+                     f"(see munet-serve {args.command} --help)")
+    for name, default in SERVER_OPTIONS.items():
+        vars(args).setdefault(name, default)
     if extra and args.command != "up":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=os.environ.get("MUNET_SERVE_LOG", "WARNING"))

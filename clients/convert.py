@@ -1,4 +1,4 @@
-"""The SDK's only protobuf <-> dataclass conversions."""
+"""The SDK's protobuf <-> dataclass conversions; what the server builds alike comes from munet_serve.messages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 import numpy as np
 from google.protobuf import timestamp_pb2
 
-from munet_serve.artifacts import ComponentKind
+from munet_serve import messages
 from munet_serve.imaging import InputSpec
 from munet_serve.proto.v1 import inference_pb2, tasks_pb2, types_pb2
 from munet_serve.structs import from_struct, to_struct
@@ -37,14 +37,12 @@ from .types import (
 
 ImageInput = bytes | np.ndarray | str | os.PathLike
 
-_KIND_TO_PB = {kind: types_pb2.ComponentKind.Value(f"COMPONENT_KIND_{kind.name}") for kind in ComponentKind}
-_KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
 _STATE = {types_pb2.TASK_STATE_PENDING: "pending", types_pb2.TASK_STATE_SERVING: "serving"}
 _EVENT = {
     tasks_pb2.TaskEventType.Value(name): name.removeprefix("TASK_EVENT_TYPE_").lower()
     for name in tasks_pb2.TaskEventType.keys()
 }
-_DTYPES: dict[np.dtype, int] = {
+_DTYPES: dict[np.dtype, types_pb2.DType] = {
     np.dtype(np.float32): types_pb2.DTYPE_FLOAT32,
     np.dtype(np.uint8): types_pb2.DTYPE_UINT8,
 }
@@ -72,22 +70,9 @@ def tensor_from_pb(t: types_pb2.Tensor) -> np.ndarray:
     return np.frombuffer(t.data, dtype=dtype).reshape(tuple(t.shape))
 
 
-def input_spec_to_pb(spec: InputSpec) -> types_pb2.InputSpec:
-    return types_pb2.InputSpec(image_size=spec.image_size, mean=list(spec.mean), std=list(spec.std))
-
-
 def input_spec_from_pb(spec: types_pb2.InputSpec) -> InputSpec | None:
-    if spec.image_size == 0:
-        return None
-    return InputSpec(image_size=spec.image_size, mean=tuple(spec.mean), std=tuple(spec.std))  # type: ignore[arg-type]
-
-
-def kind_to_pb(kind: ComponentKind) -> int:
-    return _KIND_TO_PB[kind]
-
-
-def kind_from_pb(kind: int) -> ComponentKind:
-    return _KIND_FROM_PB[kind]
+    """None for an unset spec (image_size 0)."""
+    return None if spec.image_size == 0 else messages.input_spec_from_pb(spec)
 
 
 # --- requests ------------------------------------------------------------------------------------------------------
@@ -138,13 +123,14 @@ def status_to_pb(s: EvolutionStatus) -> types_pb2.EvolutionStatus:
 
 
 def component_info_to_pb(c: ComponentInfo) -> types_pb2.ComponentInfo:
-    return types_pb2.ComponentInfo(
+    """created_at is left out: the server stamps it."""
+    return messages.component_info_pb(
         id=c.id,
-        kind=kind_to_pb(c.kind),
-        config=to_struct(c.config),
+        kind=c.kind,
+        config=c.config,
         num_params=c.num_params,
         parity_max_abs_error=c.parity_max_abs_error,
-        lineage=to_struct(c.lineage),
+        lineage=c.lineage,
         onnx_bytes=c.onnx_bytes,
         weights_bytes=c.weights_bytes,
     )
@@ -160,7 +146,7 @@ def root_to_pb(root: RootInfo) -> types_pb2.RootInfo:
         components=path_components_to_pb(root.components),
         config=to_struct(root.config),
         params=root.params,
-        input=input_spec_to_pb(root.input),
+        input=messages.input_spec_pb(root.input),
     )
 
 
@@ -248,7 +234,7 @@ def path_version_from_pb(v: types_pb2.PathVersion) -> PathVersion:
 def component_info_from_pb(c: types_pb2.ComponentInfo) -> ComponentInfo:
     return ComponentInfo(
         id=c.id,
-        kind=kind_from_pb(c.kind),
+        kind=messages.kind_from_pb(c.kind),
         config=from_struct(c.config),
         num_params=c.num_params,
         parity_max_abs_error=c.parity_max_abs_error,
@@ -290,7 +276,7 @@ def event_from_pb(e: tasks_pb2.TaskEvent) -> TaskEvent:
 def serving_info_from_pb(s: inference_pb2.ServingInfo) -> ServingInfo:
     return ServingInfo(
         providers=list(s.providers),
-        sessions=[LoadedComponent(id=c.id, kind=kind_from_pb(c.kind), tasks=list(c.tasks),
+        sessions=[LoadedComponent(id=c.id, kind=messages.kind_from_pb(c.kind), tasks=list(c.tasks),
                                   component_ids=list(c.component_ids) or [c.id]) for c in s.sessions],
         routes=[LiveRoute(task=r.task, version=r.version, component_ids=list(r.component_ids)) for r in s.routes],
         server_version=s.server_version,

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from pathlib import Path
+from typing import IO, Generic, TypeVar
 
 import grpc
 import numpy as np
 
-from munet_serve.artifacts import CHUNK_BYTES, Split, sha256_hex
+from munet_serve import messages
+from munet_serve.artifacts import CHUNK_BYTES, Split, sha256_file, sha256_hex
 from munet_serve.imaging import InputSpec
 from munet_serve.proto.v1 import evolution_pb2, tasks_pb2, types_pb2
 from munet_serve.structs import to_struct
 
 from . import convert
-from .errors import from_rpc_error
-from .types import ComponentArtifact, ComponentInfo, Metrics, PathComponent, PathRef
+from .errors import MunetError, from_rpc_error
+from .types import ComponentArtifact, ComponentInfo, DatasetInfo, Metrics, PathComponent, PathRef
 
 Progress = Callable[[int, int], None]  # (examples sent, total examples)
 T = TypeVar("T")
@@ -134,7 +138,7 @@ def publish_requests(
         components=convert.path_components_to_pb(components),
         hparams=to_struct(hparams),
         metrics=convert.metrics_to_pb(metrics),
-        input=convert.input_spec_to_pb(input),
+        input=messages.input_spec_pb(input),
     )
     if parent is not None:
         path.parent.CopyFrom(types_pb2.PathRef(task=parent.task, version=parent.version))
@@ -151,7 +155,8 @@ class ComponentAssembler:
         self.weights = bytearray()
         self.onnx = bytearray()
 
-    def add(self, part: evolution_pb2.ComponentPart) -> None:
+    def add(self, part: evolution_pb2.ComponentPart) -> bool:
+        """Takes the next part; never asks to stop early (False)."""
         which = part.WhichOneof("part")
         if which == "info":
             self.info = convert.component_info_from_pb(part.info)
@@ -159,6 +164,7 @@ class ComponentAssembler:
             self.weights += part.weights_chunk
         elif which == "onnx_chunk":
             self.onnx += part.onnx_chunk
+        return False
 
     def result(self) -> ComponentArtifact:
         if self.info is None:
@@ -167,3 +173,55 @@ class ComponentAssembler:
         if sha256_hex(weights) != self.info.id:
             raise ValueError(f"component {self.info.id}: downloaded weights do not match the id")
         return ComponentArtifact(info=self.info, weights=weights, onnx=bytes(self.onnx) or None)
+
+
+class DatasetDownload:
+    """Writes a GetDataset stream into `cache_dir/<id>.npz`, or stops at its first part (the DatasetInfo) when a
+    verified copy is already there. `add` takes each part, `result` checks and moves the file into place, `discard`
+    removes a partial file after a failure."""
+
+    def __init__(self, task: str, cache_dir: Path) -> None:
+        self.task = task
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.info: DatasetInfo | None = None
+        self._partial: IO[bytes] | None = None
+
+    @property
+    def target(self) -> Path:
+        assert self.info is not None
+        return self.cache_dir / f"{self.info.id}.npz"
+
+    def add(self, part: evolution_pb2.DatasetPart) -> bool:
+        """Takes the next part; True once the rest of the stream is not needed (a verified copy is cached)."""
+        if self.info is None:
+            self.info = convert.dataset_from_pb(part.info)
+            if self.info is None:
+                raise MunetError(f"dataset stream of {self.task!r} did not start with its info")
+            if self.target.exists() and sha256_file(self.target) == self.info.id:
+                return True
+            self._partial = tempfile.NamedTemporaryFile(dir=self.cache_dir, delete=False, suffix=".part")
+            return False
+        assert self._partial is not None
+        self._partial.write(part.chunk)
+        return False
+
+    def result(self) -> tuple[DatasetInfo, Path]:
+        """The dataset's info and its verified file."""
+        if self.info is None:
+            raise MunetError(f"dataset stream of {self.task!r} did not start with its info")
+        if self._partial is None:  # the cached copy
+            return self.info, self.target
+        self._partial.close()
+        partial, self._partial = Path(self._partial.name), None
+        if sha256_file(partial) != self.info.id:
+            os.unlink(partial)
+            raise MunetError(f"dataset of {self.task!r}: downloaded bytes do not match id {self.info.id}")
+        os.replace(partial, self.target)
+        return self.info, self.target
+
+    def discard(self) -> None:
+        if self._partial is not None:
+            self._partial.close()
+            Path(self._partial.name).unlink(missing_ok=True)
+            self._partial = None

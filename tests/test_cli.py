@@ -108,6 +108,23 @@ def test_watch_streams_events(start_server, tmp_path: Path) -> None:
     assert "watched: deleted" in lines[1]
 
 
+def test_server_and_timeout_go_before_or_after_the_command(start_server) -> None:
+    server = start_server()
+    with Client(server.target) as client:
+        client.register_task("first", ["a", "b"], [np.zeros((8, 8), np.uint8)] * 6, [0, 1] * 3)
+    for args in (
+        ["--server", server.target, "tasks", "list"],
+        ["tasks", "list", "--server", server.target],
+        ["--timeout", "30", f"--server={server.target}", "tasks", "list"],
+        ["tasks", "--server", server.target, "list", "--timeout", "30"],
+        ["--server", "127.0.0.1:1", "tasks", "list", "--server", server.target],  # given twice: the later one
+    ):
+        proc = subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120, env=ENV)
+        assert proc.returncode == 0 and "first" in proc.stdout, (args, proc.stdout + proc.stderr)
+    refused = subprocess.run([CLI, "--server", server.target, "serve"], capture_output=True, text=True, env=ENV)
+    assert refused.returncode == 2 and "--server: only for predict, tasks and versions, not serve" in refused.stderr
+
+
 def test_help_lists_every_command() -> None:
     out = subprocess.run([CLI, "--help"], capture_output=True, text=True, env=ENV).stdout
     for command in ("serve", "evolve", "up", "predict", "tasks", "versions"):

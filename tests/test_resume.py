@@ -18,7 +18,7 @@ EVOLVER_ARGS = ["--root-preset", "tiny-test", "--budget", "small", "--search", "
 
 DIES_IN_PUBLISH = textwrap.dedent("""
     import os, signal, sys
-    import munet_serve.clients.client as sdk
+    import munet_serve.clients.calls as sdk
 
     publish_requests = sdk.publish_requests
 

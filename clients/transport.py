@@ -1,0 +1,69 @@
+"""What the sync and the asyncio transports share: the channel settings, the stubs, the deadline of a step, and how a
+call of clients/calls.py becomes a client method with the call's name, parameters and docstring."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .steps import ClientTimeout, Timeout
+
+DEFAULT_TARGET = os.environ.get("MUNET_SERVE_SERVER", "127.0.0.1:50051")
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Transport:
+    """A channel to one server and the stubs on it (made on first use); `timeout` is the default deadline."""
+
+    def __init__(self, channel: Any, target: str, timeout: float | None) -> None:
+        self.target = target
+        self.timeout = timeout
+        self._channel = channel
+        self._stubs: dict[type, Any] = {}
+
+    def _method(self, stub: type, method: str) -> Any:
+        if stub not in self._stubs:
+            self._stubs[stub] = stub(self._channel)
+        return getattr(self._stubs[stub], method)
+
+    def _deadline(self, timeout: Timeout) -> float | None:
+        return self.timeout if timeout is ClientTimeout.CLIENT else timeout
+
+
+def as_method(method: F, call: Callable[..., Any], returns: Callable[[Any], Any]) -> F:
+    """`method` (taking self and the call's arguments) named and documented as `call`, with the call's signature:
+    `self` in place of its first parameter (the session) and `returns(<the call's return type>)` as return type."""
+    method.__name__ = call.__name__
+    method.__qualname__ = call.__name__
+    method.__module__ = call.__module__
+    method.__doc__ = call.__doc__
+    signature = inspect.signature(call)
+    hints = typing.get_type_hints(call)
+    self = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    parameters = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()]
+    return_type = returns(hints["return"])
+    method.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[self, *parameters[1:]], return_annotation=return_type
+    )
+    method.__annotations__ = {p.name: p.annotation for p in parameters[1:] if p.annotation is not p.empty}
+    method.__annotations__["return"] = return_type
+    return method
+
+
+def step_result(steps_type: Any) -> Any:
+    """R of Steps[R] (Generator[Step, Any, R])."""
+    return typing.get_args(steps_type)[2]
+
+
+def watch_item(watch_type: Any) -> Any:
+    """T of Watch[T]."""
+    return typing.get_args(watch_type)[0]
