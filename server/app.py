@@ -21,9 +21,9 @@ from munet_serve.proto.v1 import (
 )
 
 from .config import ServerConfig
-from .engine import ort_environment
 from .errors import ErrorMappingInterceptor
 from .metrics import ServerMetrics
+from .ort_env import ort_environment
 from .service import ServeCore
 from .servicers import EvolutionServicer, InferenceServicer, TasksServicer, VersionsServicer
 

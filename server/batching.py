@@ -39,8 +39,8 @@ import numpy as np
 from munet_serve.errors import InternalError, UnavailableError
 
 from .config import BatchingConfig
-from .engine import LoadedSegment
 from .routes import Route
+from .sessions import LoadedSegment
 from .values import ValueOps
 
 logger = logging.getLogger(__name__)

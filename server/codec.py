@@ -18,7 +18,7 @@ from munet_serve.structs import from_struct, to_struct
 
 from .accounting import ParamAccount
 from .events import TaskEvent
-from .registry import ComponentRecord, DatasetRecord, RootRecord, TaskView, VersionRecord
+from .records import ComponentRecord, DatasetRecord, RootRecord, TaskView, VersionRecord
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NP_DTYPE: dict[int, np.dtype] = {

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .registry import TaskView
+from .records import TaskView
 
 _CLOSED = object()
 

@@ -14,7 +14,7 @@ import numpy as np
 from munet_serve.artifacts import ComponentKind
 from munet_serve.imaging import InputSpec
 
-from .engine import LoadedSegment
+from .sessions import LoadedSegment
 
 
 @dataclass(frozen=True)

@@ -40,12 +40,15 @@ from .accounting import ParamAccount, account
 from .batching import Batcher
 from .config import ServerConfig
 from .datasets import DatasetBuilder, SplitPolicy
-from .engine import LoadedSegment, OrtEnvironment, Segment, SessionPool, check_loadable, release_free_heap
 from .events import EventHub, TaskEvent
+from .heap import release_free_heap
 from .metrics import ServerMetrics
-from .registry import ComponentFiles, DatasetRecord, NewVersion, Registry, TaskRecord, TaskView, VersionRecord
+from .ort_env import OrtEnvironment, check_loadable
+from .records import ComponentFiles, DatasetRecord, NewVersion, TaskRecord, TaskView, VersionRecord
+from .registry import Registry
 from .routes import Route, Router
 from .segments import Segments, segment_paths
+from .sessions import LoadedSegment, Segment, SessionPool
 from .uploads import ComponentReader
 from .values import value_ops
 

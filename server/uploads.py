@@ -8,7 +8,7 @@ from munet_serve.proto.v1 import evolution_pb2
 from munet_serve.structs import from_struct
 
 from .codec import kind_from_pb
-from .registry import ComponentFiles, ComponentRecord
+from .records import ComponentFiles, ComponentRecord
 
 
 class ComponentReader:

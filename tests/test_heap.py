@@ -11,7 +11,7 @@ import pytest
 PROGRAM = """
 import sys
 import numpy as np
-from munet_serve.server.engine import tune_heap
+from munet_serve.server.heap import tune_heap
 
 def rss():
     for line in open("/proc/self/status"):

@@ -14,8 +14,9 @@ import torch
 
 from munet_serve.evolver.components import Head
 from munet_serve.evolver.export import export_component, fresh_lineage
-from munet_serve.server.engine import SessionPool, ort_environment
+from munet_serve.server.ort_env import ort_environment
 from munet_serve.server.segments import FuseError, fuse, segment_paths
+from munet_serve.server.sessions import SessionPool
 from munet_serve.server.values import DeviceValues, HostValues
 
 from evolver_fixtures import ExportedRoot
