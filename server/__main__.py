@@ -50,7 +50,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 def run(args: argparse.Namespace) -> int:
     from .app import serve_until_signalled
-    from .engine import tune_heap
+    from .heap import tune_heap
 
     tune_heap()
     stop = threading.Event()

@@ -11,31 +11,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from munet_serve.proto.v1 import (
-    evolution_pb2,
-    evolution_pb2_grpc,
-    inference_pb2,
-    inference_pb2_grpc,
-    tasks_pb2,
-    tasks_pb2_grpc,
-)
-
 from .config import ServerConfig
-from .engine import ort_environment
 from .errors import ErrorMappingInterceptor
 from .metrics import ServerMetrics
+from .ort_env import ort_environment
 from .service import ServeCore
-from .servicers import EvolutionServicer, InferenceServicer, TasksServicer, VersionsServicer
+from .servicers import add_servicers
 
 logger = logging.getLogger(__name__)
-
-SERVICE_NAMES = (
-    inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
-    tasks_pb2.DESCRIPTOR.services_by_name["Tasks"].full_name,
-    tasks_pb2.DESCRIPTOR.services_by_name["Versions"].full_name,
-    evolution_pb2.DESCRIPTOR.services_by_name["Evolution"].full_name,
-)
-
 
 @dataclass
 class RunningServer:
@@ -84,21 +67,18 @@ def create_server(config: ServerConfig) -> RunningServer:
             ("grpc.so_reuseport", 0),
         ],
     )
-    inference_pb2_grpc.add_InferenceServicer_to_server(InferenceServicer(core), server)
-    tasks_pb2_grpc.add_TasksServicer_to_server(TasksServicer(core), server)
-    tasks_pb2_grpc.add_VersionsServicer_to_server(VersionsServicer(core), server)
-    evolution_pb2_grpc.add_EvolutionServicer_to_server(EvolutionServicer(core), server)
+    service_names = add_servicers(core, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     if port == 0:
         core.close()
         raise OSError(f"could not bind {config.host}:{config.port}")
     metrics_port = metrics.serve_http(config.host, config.metrics_port) if config.metrics_port is not None else None
     server.start()
-    for name in ("", *SERVICE_NAMES):
+    for name in ("", *service_names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     logger.info("serving on %s:%d (providers %s%s)", config.host, port, ", ".join(env.providers),
                 f", metrics on :{metrics_port}" if metrics_port else "")

@@ -5,8 +5,7 @@ segment of components that every path runs together (segments.py); "component" b
 waiting at the same component with the same token shape form one batch, even when they come from different tasks:
 paths share most of their components (the root's embedding and blocks), so the traffic of many tasks flows through
 those sessions as a few large batches and splits only where the paths part (a task's own blocks and head). It is
-iteration-level scheduling, as Orca does for LLM steps and S-LoRA / Punica do across adapters
-(shared/reference/serving-notes.md section 3).
+iteration-level scheduling, as Orca does for LLM steps and S-LoRA / Punica do across adapters.
 
 The schedule:
 - A request that arrives waits at most `max_delay_ms` for others to join it at its first component, unless
@@ -39,8 +38,8 @@ import numpy as np
 from munet_serve.errors import InternalError, UnavailableError
 
 from .config import BatchingConfig
-from .engine import LoadedSegment
 from .routes import Route
+from .sessions import LoadedSegment
 from .values import ValueOps
 
 logger = logging.getLogger(__name__)

@@ -1,45 +1,53 @@
-"""The server's only protobuf <-> domain conversions, with the validation of what clients send."""
+"""The server's protobuf <-> record conversions (records.py): the transport's half of every call.
+
+It checks what the wire format leaves open (a tensor's dtype, shape and bytes, an image's encoding, the number of
+images in one request) and, for a root, which arrives whole, the domain's checks of its slots and input spec
+(paths.py); the domain checks the rest of what a request asks (tasks.py, versions.py, uploads.py, prediction.py).
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
 
+from munet_serve import messages
 from munet_serve.artifacts import ComponentKind
 from munet_serve.errors import InvalidArgumentError, ResourceExhaustedError
 from munet_serve.imaging import ImageError, InputSpec, check_pixels, decode
 from munet_serve.proto.v1 import inference_pb2, tasks_pb2, types_pb2
 from munet_serve.structs import from_struct, to_struct
 
+from . import paths
 from .accounting import ParamAccount
 from .events import TaskEvent
-from .registry import ComponentRecord, DatasetRecord, RootRecord, TaskView, VersionRecord
+from .records import (
+    ComponentRecord,
+    ComponentUpload,
+    DatasetRecord,
+    Example,
+    InputFields,
+    PathHeader,
+    PredictInput,
+    Prediction,
+    RootRecord,
+    ServingInfo,
+    TaskSpec,
+    TaskView,
+    VersionRecord,
+)
 
-TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NP_DTYPE: dict[int, np.dtype] = {
     types_pb2.DTYPE_FLOAT32: np.dtype(np.float32),
     types_pb2.DTYPE_UINT8: np.dtype(np.uint8),
 }
 _STRUCT = "google.protobuf.Struct"
-_KIND_TO_PB = {kind: types_pb2.ComponentKind.Value(f"COMPONENT_KIND_{kind.name}") for kind in ComponentKind}
-_KIND_FROM_PB = {v: k for k, v in _KIND_TO_PB.items()}
 _EVENT_TO_PB = {
     name.removeprefix("TASK_EVENT_TYPE_").lower(): tasks_pb2.TaskEventType.Value(name)
     for name in tasks_pb2.TaskEventType.keys()
 }
-
-
-def check_task_name(name: str) -> str:
-    if not TASK_NAME.match(name):
-        raise InvalidArgumentError(
-            f"invalid task name {name!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return name
 
 
 # --- generic helpers -----------------------------------------------------------------------------------------------
@@ -78,21 +86,16 @@ def fill_message(message: Message, values: dict[str, Any]) -> Message:
     return message
 
 
-def timestamp(seconds: float) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    if seconds:
-        ts.FromNanoseconds(int(seconds * 1e9))
-    return ts
-
-
-def kind_pb(kind: ComponentKind) -> int:
-    return _KIND_TO_PB[kind]
+timestamp = messages.timestamp_pb
+kind_pb = messages.kind_pb
+input_spec_pb = messages.input_spec_pb
 
 
 def kind_from_pb(kind: int) -> ComponentKind:
-    if kind not in _KIND_FROM_PB:
-        raise InvalidArgumentError(f"unknown component kind {kind}")
-    return _KIND_FROM_PB[kind]
+    try:
+        return messages.kind_from_pb(kind)
+    except ValueError as e:
+        raise InvalidArgumentError(str(e)) from e
 
 
 # --- tensors and images --------------------------------------------------------------------------------------------
@@ -111,17 +114,6 @@ def tensor_array(t: types_pb2.Tensor, what: str) -> np.ndarray:
             f"{what}: data has {len(t.data)} bytes, but shape {list(shape)} of {dtype.name} needs {expected}"
         )
     return np.frombuffer(t.data, dtype=dtype).reshape(shape)
-
-
-@dataclass(frozen=True)
-class PredictInput:
-    """Images of a predict request: raw uint8 pixels to preprocess, or an already preprocessed float32 batch."""
-
-    pixels: list[np.ndarray] | None = None
-    preprocessed: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.pixels) if self.pixels is not None else len(self.preprocessed)  # type: ignore[arg-type]
 
 
 def predict_input(request: inference_pb2.PredictRequest, max_images: int) -> PredictInput:
@@ -181,17 +173,6 @@ def _pixels(array: np.ndarray, what: str) -> np.ndarray:
         raise InvalidArgumentError(f"{what}: {e}") from e
 
 
-def check_preprocessed(batch: np.ndarray, spec: InputSpec, where: str) -> None:
-    expected = (len(batch), *spec.model_input_shape)
-    if batch.shape != expected:
-        raise InvalidArgumentError(
-            f"preprocessed images have shape {list(batch.shape)}, but {where} expects {list(expected)} "
-            f"(float32 [N, 3, {spec.image_size}, {spec.image_size}])"
-        )
-    if not np.isfinite(batch).all():
-        raise InvalidArgumentError("preprocessed images contain NaN or infinite values")
-
-
 def classifications(
     logits: np.ndarray, labels: tuple[str, ...], top_k: int, include_logits: bool
 ) -> list[inference_pb2.Classification]:
@@ -214,22 +195,87 @@ def classifications(
     return results
 
 
+def predict_response(prediction: Prediction, top_k: int, include_logits: bool) -> inference_pb2.PredictResponse:
+    return inference_pb2.PredictResponse(
+        task=prediction.task,
+        version=prediction.version,
+        results=classifications(prediction.logits, prediction.labels, top_k, include_logits),
+    )
+
+
+def serving_info_pb(info: ServingInfo) -> inference_pb2.ServingInfo:
+    return inference_pb2.ServingInfo(
+        providers=list(info.providers),
+        sessions=[
+            inference_pb2.LoadedComponent(id=s.id, kind=kind_pb(s.kind), tasks=list(s.tasks),
+                                          component_ids=list(s.component_ids))
+            for s in info.sessions
+        ],
+        routes=[
+            inference_pb2.LiveRoute(task=r.task, version=r.version, component_ids=list(r.component_ids))
+            for r in info.routes
+        ],
+        server_version=info.server_version,
+    )
+
+
 # --- specs ---------------------------------------------------------------------------------------------------------
 
 
+def input_fields(spec: types_pb2.InputSpec) -> InputFields:
+    return InputFields(image_size=spec.image_size, mean=tuple(spec.mean), std=tuple(spec.std))
+
+
 def input_spec(spec: types_pb2.InputSpec, what: str) -> InputSpec:
+    return paths.input_spec(input_fields(spec), what)
+
+
+# --- messages -> records -------------------------------------------------------------------------------------------
+
+
+def task_spec(spec: tasks_pb2.TaskSpec) -> TaskSpec:
+    return TaskSpec(
+        name=spec.name,
+        labels=tuple(spec.labels),
+        description=spec.description,
+        image_size=spec.image_size,
+        validation_fraction=spec.validation_fraction,
+        test_fraction=spec.test_fraction,
+    )
+
+
+def example(e: tasks_pb2.Example, what: str) -> Example:
+    return Example(pixels=image_array(e.image, what), label=e.label, split=e.split)
+
+
+def path_header(path: types_pb2.PathVersion) -> PathHeader:
+    return PathHeader(
+        task=path.task,
+        components=_slots(path.components),
+        hparams=from_struct(path.hparams),
+        metrics=message_to_dict(path.metrics),
+        input=input_fields(path.input),
+        parent=(path.parent.task, path.parent.version) if path.HasField("parent") else None,
+    )
+
+
+def _kind_or_number(value: int) -> ComponentKind | int:
     try:
-        return InputSpec(
-            image_size=spec.image_size,
-            mean=tuple(spec.mean) if spec.mean else (0.5, 0.5, 0.5),  # type: ignore[arg-type]
-            std=tuple(spec.std) if spec.std else (0.5, 0.5, 0.5),  # type: ignore[arg-type]
-        )
-    except ValueError as e:
-        raise InvalidArgumentError(f"{what}: invalid input spec: {e}") from e
+        return messages.kind_from_pb(value)
+    except ValueError:
+        return value
 
 
-def input_spec_pb(spec: InputSpec) -> types_pb2.InputSpec:
-    return types_pb2.InputSpec(image_size=spec.image_size, mean=list(spec.mean), std=list(spec.std))
+def component_upload(info: types_pb2.ComponentInfo, weights: bytes, onnx: bytes) -> ComponentUpload:
+    """A streamed component: its kind as a ComponentKind, or its number where it names none (uploads.py says so)."""
+    return ComponentUpload(
+        id=info.id,
+        kind=_kind_or_number(info.kind),
+        lineage=from_struct(info.lineage),
+        parity_max_abs_error=info.parity_max_abs_error,
+        weights=weights,
+        onnx=onnx,
+    )
 
 
 # --- records -> messages -------------------------------------------------------------------------------------------
@@ -306,16 +352,9 @@ def version_pb(v: VersionRecord, current: bool) -> types_pb2.PathVersion:
 
 
 def component_pb(c: ComponentRecord) -> types_pb2.ComponentInfo:
-    return types_pb2.ComponentInfo(
-        id=c.id,
-        kind=kind_pb(c.kind),
-        config=to_struct(c.config),
-        num_params=c.num_params,
-        parity_max_abs_error=c.parity_max_abs_error,
-        lineage=to_struct(c.lineage),
-        onnx_bytes=c.onnx_bytes,
-        weights_bytes=c.weights_bytes,
-        created_at=timestamp(c.created_at),
+    return messages.component_info_pb(
+        id=c.id, kind=c.kind, config=c.config, num_params=c.num_params, parity_max_abs_error=c.parity_max_abs_error,
+        lineage=c.lineage, onnx_bytes=c.onnx_bytes, weights_bytes=c.weights_bytes, created_at=c.created_at,
     )
 
 
@@ -334,21 +373,15 @@ def root_record(r: types_pb2.RootInfo) -> RootRecord:
         raise InvalidArgumentError("the root has no components")
     return RootRecord(
         source=r.source,
-        components=slots(r.components, "root"),
+        components=paths.slots(_slots(r.components), "root"),
         config=from_struct(r.config),
         params=r.params,
         input=input_spec(r.input, "root"),
     )
 
 
-def slots(components: Any, what: str) -> tuple[tuple[str, str], ...]:
-    result = tuple((c.name, c.id) for c in components)
-    names = [n for n, _ in result]
-    if any(not n for n in names) or any(not c for _, c in result):
-        raise InvalidArgumentError(f"{what}: every component needs a name and an id")
-    if len(set(names)) != len(names):
-        raise InvalidArgumentError(f"{what}: component names must be unique, got {names}")
-    return result
+def _slots(components: Iterable[types_pb2.PathComponent]) -> tuple[tuple[str, str], ...]:
+    return tuple((c.name, c.id) for c in components)
 
 
 def event_pb(event: TaskEvent) -> tasks_pb2.TaskEvent:

@@ -11,7 +11,7 @@ from munet_serve.artifacts import Split, sha256_hex, write_dataset
 from munet_serve.errors import InvalidArgumentError, ResourceExhaustedError
 from munet_serve.imaging import resize
 
-from .registry import DatasetRecord
+from .records import DatasetRecord
 
 DEFAULT_HELD_OUT_FRACTION = 0.1
 # A default held-out split gets at least this many examples of each class (but never more than a fifth of the

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .registry import TaskView
+from .records import TaskView
 
 _CLOSED = object()
 
@@ -78,6 +79,10 @@ class EventHub:
     def unsubscribe(self, subscription: Subscription) -> None:
         with self._lock:
             self._subscriptions.discard(subscription)
+
+    def emit(self, type: str, view: TaskView, version: int = 0) -> None:
+        """Publishes an event of the task as `view` shows it, stamped now."""
+        self.publish(TaskEvent(type=type, view=view, version=version, time=time.time()))
 
     def publish(self, event: TaskEvent) -> None:
         with self._lock:

@@ -2,6 +2,10 @@
 
 A request takes the task's route once and runs to the end on it, so a hot swap never changes a request midway: an
 in-flight request finishes on the version it started on, and the old sessions live until it lets go of them.
+
+A route runs one way: its steps in order, each as `ValueOps.run(step, value)` on the server's values (host arrays,
+or device-resident ones on CUDA; values.py). The batcher walks them so, one step at a time for many requests at once
+(batching.py); `run` walks them for one batch alone: the warm-up before a route is swapped in.
 """
 
 from __future__ import annotations
@@ -14,7 +18,10 @@ import numpy as np
 from munet_serve.artifacts import ComponentKind
 from munet_serve.imaging import InputSpec
 
-from .engine import LoadedSegment
+from .sessions import LoadedSegment
+from .values import HostValues, ValueOps
+
+_HOST = HostValues()
 
 
 @dataclass(frozen=True)
@@ -46,15 +53,17 @@ class Route:
     def segments(self) -> tuple[tuple[str, ...], ...]:
         return tuple(step.component_ids for step in self.steps)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Runs a preprocessed float32 [N, 3, S, S] batch through the chain; returns logits [N, num_labels]."""
+    def run(self, x: np.ndarray, ops: ValueOps = _HOST) -> np.ndarray:
+        """Runs a preprocessed float32 [N, 3, S, S] batch alone through the chain, its values kept as `ops` keeps
+        them between steps; returns logits [N, num_labels]."""
+        value = ops.from_host(x)
         for step in self.steps:
-            x = step.run(x)
-        return x
+            value = ops.run(step, value)
+        return ops.to_host(value)
 
-    def warm(self) -> None:
+    def warm(self, ops: ValueOps = _HOST) -> None:
         """Runs one dummy image through the chain and checks the output shape; raises ValueError if wrong."""
-        logits = self.run(np.zeros((1, *self.input.model_input_shape), dtype=np.float32))
+        logits = self.run(np.zeros((1, *self.input.model_input_shape), dtype=np.float32), ops)
         if logits.shape != (1, len(self.labels)):
             raise ValueError(
                 f"the path outputs shape {list(logits.shape)} for one image, but the task has {len(self.labels)} "

@@ -17,8 +17,9 @@ same server with one session per component (`--no-fuse`), in six runs.
 joins each output to the next input. Each join also stays an output of the fused graph (never fetched), which keeps
 ONNX Runtime's optimizers from fusing operators across it (they leave nodes that produce graph outputs alone, as they
 must in the component's own session): so a fused segment computes bit for bit what the chain of its components does,
-and re-cutting a path when another task arrives never changes its answers (DESIGN invariant 1; without it the last
-block's residual Add and the final norm became one SkipLayerNormalization, 1e-6 off). A chain that cannot be fused
+and re-cutting a path when another task arrives never changes its answers (a task's answers never depend on which
+other tasks the server holds: the Invariants of docs/architecture.md; without the extra outputs the last block's
+residual Add and the final norm became one SkipLayerNormalization, 1e-6 off). A chain that cannot be fused
 (different opsets, local functions, over protobuf's 2 GiB) runs unfused.
 """
 

@@ -18,7 +18,8 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from .engine import CUDA, LoadedSegment, OrtEnvironment
+from .ort_env import CUDA, OrtEnvironment
+from .sessions import LoadedSegment
 
 __all__ = ["DeviceValues", "HostValues", "ValueOps", "value_ops"]
 

@@ -19,8 +19,9 @@ from munet_serve.evolver.components import Head
 from munet_serve.evolver.export import export_component, fresh_lineage
 from munet_serve.imaging import InputSpec
 from munet_serve.server.batching import Batcher, BatchingConfig
-from munet_serve.server.engine import LoadedSegment, ort_environment
+from munet_serve.server.ort_env import ort_environment
 from munet_serve.server.routes import Route
+from munet_serve.server.sessions import LoadedSegment
 from munet_serve.server.values import DeviceValues, HostValues, ValueOps
 
 from evolver_fixtures import ExportedRoot

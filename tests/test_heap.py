@@ -1,4 +1,4 @@
-"""The server's heap setting (engine.tune_heap): freed weight-sized blocks go back to the OS even when smaller
+"""The server's heap setting (heap.tune_heap): freed weight-sized blocks go back to the OS even when smaller
 blocks allocated after them stay, which is what keeps a task's added memory near its own components' bytes."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 PROGRAM = """
 import sys
 import numpy as np
-from munet_serve.server.engine import tune_heap
+from munet_serve.server.heap import tune_heap
 
 def rss():
     for line in open("/proc/self/status"):

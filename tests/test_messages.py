@@ -44,7 +44,7 @@ def test_component_info_carries_every_field_and_created_at_only_when_given() -> 
 
 
 def test_the_servers_codec_builds_the_same_messages() -> None:
-    """Until server/codec.py calls munet_serve.messages, the two must agree byte for byte."""
+    """The server's codec answers with munet_serve.messages' builders: the two agree byte for byte."""
     for created_at in (0.0, 1700000000.5):
         record = ComponentRecord(**FIELDS, created_at=created_at)
         assert codec.component_pb(record) == messages.component_info_pb(**FIELDS, created_at=created_at)

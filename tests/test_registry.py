@@ -16,7 +16,8 @@ from munet_serve.artifacts import ComponentKind, Split, read_dataset
 from munet_serve.errors import AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from munet_serve.imaging import InputSpec
 from munet_serve.server.datasets import DatasetBuilder, SplitPolicy
-from munet_serve.server.registry import ComponentFiles, ComponentRecord, NewVersion, Registry, RootRecord
+from munet_serve.server.records import ComponentFiles, ComponentRecord, NewVersion, RootRecord
+from munet_serve.server.registry import Registry
 
 
 def _dataset(n_per_class: int = 20, classes: int = 3, seed: int = 0, policy: SplitPolicy | None = None):

@@ -14,8 +14,9 @@ import torch
 
 from munet_serve.evolver.components import Head
 from munet_serve.evolver.export import export_component, fresh_lineage
-from munet_serve.server.engine import SessionPool, ort_environment
+from munet_serve.server.ort_env import ort_environment
 from munet_serve.server.segments import FuseError, fuse, segment_paths
+from munet_serve.server.sessions import SessionPool
 from munet_serve.server.values import DeviceValues, HostValues
 
 from evolver_fixtures import ExportedRoot
@@ -121,7 +122,7 @@ def test_the_pool_runs_a_segment_it_cannot_fuse_one_session_per_component(
     pool = SessionPool(ort_environment(), files.__getitem__)
     segment = [(a.id, a.info.kind) for a in path]
     body = segment[:-1]
-    with caplog.at_level(logging.WARNING, logger="munet_serve.server.engine"):
+    with caplog.at_level(logging.WARNING, logger="munet_serve.server.sessions"):
         steps = pool.acquire([segment, body])
     assert "runs unfused" in caplog.text
     assert [s.component_ids for s in steps] == [(cid,) for cid, _ in segment] + [tuple(c for c, _ in body)]

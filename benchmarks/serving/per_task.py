@@ -29,9 +29,11 @@ from munet_serve.imaging import to_model_input
 from munet_serve.proto.v1 import inference_pb2, inference_pb2_grpc
 from munet_serve.server import codec
 from munet_serve.server.batching import Batcher, BatchingConfig
-from munet_serve.server.engine import LoadedSegment, OrtEnvironment, ort_environment, tune_heap
+from munet_serve.server.heap import tune_heap
 from munet_serve.server.metrics import ServerMetrics
+from munet_serve.server.ort_env import OrtEnvironment, ort_environment
 from munet_serve.server.routes import Route
+from munet_serve.server.sessions import LoadedSegment
 from munet_serve.server.values import HostValues
 
 from .models import ComponentCache, current_version, eager_path_module, whole_path_graph
