@@ -7,11 +7,9 @@ from collections.abc import Iterable, Sequence
 
 from munet_serve.artifacts import ComponentKind
 from munet_serve.errors import InvalidArgumentError
-from munet_serve.imaging import InputSpec
+from munet_serve.imaging import METHOD_MEAN, METHOD_STD, InputSpec
 
 from .records import InputFields, Slots
-
-DEFAULT_MEAN = DEFAULT_STD = (0.5, 0.5, 0.5)  # what an input spec sent without mean or std gets
 
 
 def slots(components: Iterable[tuple[str, str]], what: str) -> Slots:
@@ -29,8 +27,8 @@ def input_spec(fields: InputFields, what: str) -> InputSpec:
     try:
         return InputSpec(
             image_size=fields.image_size,
-            mean=fields.mean or DEFAULT_MEAN,  # type: ignore[arg-type]
-            std=fields.std or DEFAULT_STD,  # type: ignore[arg-type]
+            mean=fields.mean or METHOD_MEAN,  # type: ignore[arg-type]
+            std=fields.std or METHOD_STD,  # type: ignore[arg-type]
         )
     except ValueError as e:
         raise InvalidArgumentError(f"{what}: invalid input spec: {e}") from e
