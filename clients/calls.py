@@ -89,17 +89,21 @@ def predict(
     *,
     top_k: int = 5,
     include_logits: bool = False,
+    version: int | None = None,
 ) -> Steps[PredictResult]:
-    """Classifies images: encoded bytes, file paths, uint8 pixel arrays or preprocessed float32 [3, S, S]."""
-    request = convert.predict_request(task, images, None, top_k, include_logits)
+    """Classifies images: encoded bytes, file paths, uint8 pixel arrays or preprocessed float32 [3, S, S]. With
+    `version`, that version of the task answers instead of its current one."""
+    request = convert.predict_request(task, images, None, top_k, include_logits, version)
     return convert.predict_result_from_pb((yield Call(INFERENCE, "Predict", request)))
 
 
 def predict_batch(
-    client: Session, task: str, batch: np.ndarray, *, top_k: int = 5, include_logits: bool = False
+    client: Session, task: str, batch: np.ndarray, *, top_k: int = 5, include_logits: bool = False,
+    version: int | None = None,
 ) -> Steps[PredictResult]:
-    """Classifies a batch tensor: preprocessed float32 [N, 3, S, S] or uint8 pixels [N, H, W(, C)]."""
-    request = convert.predict_request(task, None, batch, top_k, include_logits)
+    """Classifies a batch tensor: preprocessed float32 [N, 3, S, S] or uint8 pixels [N, H, W(, C)]. With
+    `version`, that version of the task answers instead of its current one."""
+    request = convert.predict_request(task, None, batch, top_k, include_logits, version)
     return convert.predict_result_from_pb((yield Call(INFERENCE, "Predict", request)))
 
 

@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("task")
     predict.add_argument("images", nargs="+", type=Path)
     predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--version", type=int, default=None, help="answer with this version (default: current)")
 
     tasks = commands.add_parser("tasks", parents=[common], help="register, list, show, watch or delete tasks")
     task_commands = tasks.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
 def _predict(client: Client, args: argparse.Namespace) -> int:
     from . import render
 
-    result = client.predict(args.task, [str(p) for p in args.images], top_k=args.top_k)
+    result = client.predict(args.task, [str(p) for p in args.images], top_k=args.top_k, version=args.version)
     console.print(render.predictions_table([p.name for p in args.images], result), markup=False)
     return 0
 

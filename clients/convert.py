@@ -89,9 +89,13 @@ def image_to_pb(image: ImageInput) -> types_pb2.Image:
 
 
 def predict_request(
-    task: str, images: Sequence[ImageInput] | None, batch: np.ndarray | None, top_k: int, include_logits: bool
+    task: str, images: Sequence[ImageInput] | None, batch: np.ndarray | None, top_k: int, include_logits: bool,
+    version: int | None = None,
 ) -> inference_pb2.PredictRequest:
-    request = inference_pb2.PredictRequest(task=task, top_k=top_k, include_logits=include_logits)
+    if version is not None and version < 1:
+        raise ValueError(f"version must be a published version number (>= 1), got {version}")
+    request = inference_pb2.PredictRequest(task=task, top_k=top_k, include_logits=include_logits,
+                                           version=version or 0)
     if images is not None:
         request.images.extend(image_to_pb(im) for im in images)
     if batch is not None:

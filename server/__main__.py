@@ -21,6 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ONNX Runtime device: CUDA when a GPU is present (auto), or forced")
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (default: one per core)")
     parser.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="serve the KServe v2 HTTP/REST protocol (and /metrics) on this port (conventionally 8000;"
+                             " default off)")
+    parser.add_argument("--max-loaded-versions", type=int, default=4,
+                        help="non-current versions kept loaded for requests that name one (default 4)")
     parser.add_argument("--max-workers", type=int, default=32, help="gRPC worker threads")
     parser.add_argument("--max-batch", type=int, default=64,
                         help="images one component run may take, across requests and tasks (default 64)")
@@ -40,6 +45,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         device=args.device,
         intra_op_threads=args.threads,
         metrics_port=args.metrics_port,
+        http_port=args.http_port,
+        max_loaded_versions=args.max_loaded_versions,
         max_workers=args.max_workers,
         max_batch_images=args.max_batch,
         batch_delay_ms=args.batch_delay_ms,

@@ -1,4 +1,5 @@
-"""Assembles a server: registry and sessions, the gRPC services, health, reflection, metrics; graceful stop."""
+"""Assembles a server: registry and sessions, the gRPC services (native and KServe v2, on one port), health,
+reflection, metrics, the optional KServe v2 HTTP/REST endpoint; graceful stop."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ from dataclasses import dataclass
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from .config import ServerConfig
 from .errors import ErrorMappingInterceptor
+from .kserve.grpc_service import add_kserve_service
+from .kserve.models import KServeModels
+from .kserve.rest import RestServer, start_rest
 from .metrics import ServerMetrics
 from .ort_env import ort_environment
+from .reflection import reflection_pool
 from .service import ServeCore
-from .servicers import add_servicers
+from .servicers import FILES, add_servicers
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +35,14 @@ class RunningServer:
     health: health.HealthServicer
     port: int
     metrics_port: int | None
+    kserve: KServeModels
+    rest: RestServer | None = None
     stopped: bool = False
+
+    @property
+    def http_port(self) -> int | None:
+        """The bound port of the KServe v2 HTTP/REST endpoint, or None when it is off."""
+        return self.rest.port if self.rest is not None else None
 
     @property
     def target(self) -> str:
@@ -42,7 +54,10 @@ class RunningServer:
             return
         self.stopped = True
         self.health.enter_graceful_shutdown()
+        self.kserve.stopping()
         self.core.events.close()
+        if self.rest is not None:
+            self.rest.stop(grace)
         self.grpc_server.stop(grace).wait()
         self.core.metrics.stop_http()
         self.core.close()
@@ -67,22 +82,31 @@ def create_server(config: ServerConfig) -> RunningServer:
             ("grpc.so_reuseport", 0),
         ],
     )
-    service_names = add_servicers(core, server)
+    kserve = KServeModels(core)
+    service_names = (*add_servicers(core, server), add_kserve_service(kserve, server))
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if config.reflection:
-        reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        files = (*FILES, health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR)
+        reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server,
+                                            pool=reflection_pool(files))
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     if port == 0:
         core.close()
         raise OSError(f"could not bind {config.host}:{config.port}")
+    try:
+        rest = start_rest(kserve, metrics, config.host, config.http_port) if config.http_port is not None else None
+    except OSError:
+        core.close()
+        raise
     metrics_port = metrics.serve_http(config.host, config.metrics_port) if config.metrics_port is not None else None
     server.start()
     for name in ("", *service_names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    logger.info("serving on %s:%d (providers %s%s)", config.host, port, ", ".join(env.providers),
-                f", metrics on :{metrics_port}" if metrics_port else "")
-    return RunningServer(config, core, server, health_servicer, port, metrics_port)
+    logger.info("serving on %s:%d (providers %s%s%s)", config.host, port, ", ".join(env.providers),
+                f", metrics on :{metrics_port}" if metrics_port else "",
+                f", KServe v2 HTTP on :{rest.port}" if rest else "")
+    return RunningServer(config, core, server, health_servicer, port, metrics_port, kserve, rest)
 
 
 def serve_until_signalled(config: ServerConfig, stop: threading.Event) -> None:

@@ -44,7 +44,7 @@ from .values import ValueOps
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BatchingConfig", "Batcher"]
+__all__ = ["BatchingConfig", "Batcher", "Ran"]
 
 
 @dataclass(eq=False)
@@ -55,6 +55,8 @@ class _Job:
     rows: int
     arrival: float
     step: int = 0
+    compute: float = 0.0  # seconds the runs it took part in took
+    executes: bool = False  # the first job of its (task, version) that its last run finished
     result: np.ndarray | None = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -74,6 +76,17 @@ class _Cohort:
     arrival: float
     rows: int
     fresh: bool  # waiting at the first component of their routes
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A request's answer and how it went: its logits, the seconds it waited (before and between its runs) and ran,
+    and whether it counts its (task, version)'s execution: one per run that finished requests of it."""
+
+    logits: np.ndarray
+    queue_s: float
+    compute_s: float
+    executes: bool
 
 
 BatchObserver = Callable[[LoadedSegment, list[str], int], None]  # (component run, task of each job, images)
@@ -100,6 +113,10 @@ class Batcher:
 
     def run(self, route: Route, x: np.ndarray) -> np.ndarray:
         """Runs a preprocessed batch [N, 3, S, S] through the route with whatever else is waiting; returns logits."""
+        return self.run_timed(route, x).logits
+
+    def run_timed(self, route: Route, x: np.ndarray) -> Ran:
+        """`run`, with the times the request waited and ran."""
         job = _Job(route=route, rows=int(x.shape[0]), arrival=time.monotonic())
         value = self._ops.from_host(x)
         cohort = _Cohort(self._key(route, 0, self._ops.shape(value)), [job], [value], job.arrival, job.rows, True)
@@ -112,7 +129,8 @@ class Batcher:
         if job.error is not None:
             raise job.error
         assert job.result is not None
-        return job.result
+        elapsed = time.monotonic() - job.arrival
+        return Ran(job.result, max(0.0, elapsed - job.compute), job.compute, job.executes)
 
     def close(self) -> None:
         """Fails the jobs still waiting (UNAVAILABLE) and stops the workers."""
@@ -206,8 +224,10 @@ class Batcher:
         lead = jobs[0]
         component = lead.route.steps[lead.step]
         try:
+            started = time.monotonic()
             value = self._ops.concat([part for cohort in batch for part in cohort.parts])
             out = self._ops.run(component, value)
+            took = time.monotonic() - started
         except Exception as e:  # noqa: BLE001 - ORT raises several types; every job of the batch gets the error
             logger.warning("component %s failed on a batch of %d requests: %s", component.id[:12], len(jobs), e)
             for job in jobs:
@@ -215,6 +235,8 @@ class Batcher:
                                       f"{e}")
                 job.finish(error=error)
             return []
+        for job in jobs:
+            job.compute += took
         if self._observe is not None:
             self._observe(component, [job.route.task for job in jobs], sum(job.rows for job in jobs))
         return self._advance(jobs, out)
@@ -236,6 +258,11 @@ class Batcher:
         for key, (members, parts) in groups.items():
             if key is None:
                 pieces = parts if len(parts) == len(members) else self._ops.split(parts[0], [j.rows for j in members])
+                executed: set[tuple[str, int]] = set()
+                for job in members:
+                    model = (job.route.task, job.route.version)
+                    job.executes = model not in executed
+                    executed.add(model)
                 for job, piece in zip(members, pieces, strict=True):
                     job.finish(self._ops.to_host(piece))
             else:

@@ -57,6 +57,8 @@ class ServerConfig:
     batch_delay_ms: float = 0.0  # how long a new request may wait for others to batch with (0: takes what queued)
     batch_workers: int = 1  # threads running component batches
     fuse_segments: bool = True  # run each run of components every path goes through together as one session
+    max_loaded_versions: int = 4  # non-current versions loaded on demand (requests naming one), across all tasks
+    http_port: int | None = None  # the KServe v2 HTTP/REST endpoint (with /metrics); None: off, 0: a free port
     metrics_port: int | None = None  # Prometheus /metrics over HTTP; None: off, 0: a free port
     reflection: bool = True
 
@@ -70,6 +72,10 @@ class ServerConfig:
                      "max_upload_bytes", "max_status_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
+        if self.max_loaded_versions < 0:
+            raise ValueError("max_loaded_versions must be >= 0")
+        if self.http_port is not None and not 0 <= self.http_port <= 65535:
+            raise ValueError(f"http_port must be in [0, 65535], got {self.http_port}")
         if self.intra_op_threads < 0:
             raise ValueError("intra_op_threads must be >= 0")
         try:

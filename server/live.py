@@ -6,6 +6,11 @@ files durable -> new route loaded and warmed -> one registry transaction -> rout
 -> the other routes re-cut into the segments the live paths now make (segments.py), each swapped the same way.
 So a failure before the transaction leaves the old version serving, and a crash after it serves the new one on
 restart. The callers write the files and hold the lock around their step; `swap_in` runs the rest in this order.
+
+Besides each task's current route, a request may ask for an explicit earlier (or later) version: `version_route`
+loads it on demand, cut along the segments already loaded so that it shares the sessions of every component it has
+in common with the live routes, and keeps at most `max_versions` such routes, the least recently asked for
+released first. A task taken out of service (`unload`) keeps its versions and serves none until `load`.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -37,7 +43,7 @@ class LiveRoutes:
     """task -> the route it serves, and every change to them (under `changes`), with the metrics of swaps."""
 
     def __init__(self, registry: Registry, pool: SessionPool, ops: ValueOps, metrics: ServerMetrics,
-                 providers: Sequence[str], fuse_segments: bool = True) -> None:
+                 providers: Sequence[str], fuse_segments: bool = True, max_versions: int = 4) -> None:
         self.changes = threading.RLock()  # the one lock that serialises route changes
         self._registry = registry
         self._pool = pool
@@ -47,6 +53,9 @@ class LiveRoutes:
         self._fuse = fuse_segments
         self._router = Router()
         self._load_errors: dict[str, str] = {}
+        self._max_versions = max_versions
+        self._versions: OrderedDict[tuple[str, int], Route] = OrderedDict()  # non-current versions, oldest use first
+        self._versions_lock = threading.Lock()
 
     # --- reading ---------------------------------------------------------------------------------------------------
 
@@ -58,12 +67,45 @@ class LiveRoutes:
         """Why the task's current version failed to load at start-up, until a route of it is swapped in."""
         return self._load_errors.get(task)
 
+    def version_route(self, task: TaskRecord, version: VersionRecord) -> Route:
+        """The route of a version of the task other than its current one, loaded on demand (see above)."""
+        key = (task.name, version.version)
+        with self._versions_lock:
+            route = self._versions.get(key)
+            if route is not None:
+                self._versions.move_to_end(key)
+                return route
+        with self.changes:
+            with self._versions_lock:
+                route = self._versions.get(key)
+            if route is not None:
+                return route
+            path = self.path_of(version)
+            route = self.load(task, path, segments=self._cut_along_loaded(path.component_ids))
+            with self._versions_lock:
+                self._versions[key] = route
+                evicted = []
+                while len(self._versions) > self._max_versions:
+                    evicted.append(self._versions.popitem(last=False)[1])
+            for old in evicted:
+                self._pool.release(old.step_ids)
+            self._metrics.sessions.set(len(self._pool.loaded()))
+            logger.info("loaded version %d of task %s on demand (%d non-current versions loaded)", version.version,
+                        task.name, len(self._versions))
+            return route
+
+    def version_routes(self) -> list[Route]:
+        """The non-current versions loaded on demand."""
+        with self._versions_lock:
+            return list(self._versions.values())
+
     def serving_info(self) -> ServingInfo:
         routes = self._router.all()
         users: dict[str, list[str]] = {}
-        for route in routes:
+        for route in [*routes, *self.version_routes()]:
             for sid in dict.fromkeys(route.step_ids):
-                users.setdefault(sid, []).append(route.task)
+                if route.task not in users.setdefault(sid, []):
+                    users[sid].append(route.task)
         return ServingInfo(
             providers=self._providers,
             sessions=[LoadedSession(s.id, s.kind, sorted(users.get(s.id, [])), s.component_ids)
@@ -81,6 +123,8 @@ class LiveRoutes:
             cut = self._cut({v.task: v.component_ids for v in versions})  # once, with every path known
             for version in versions:
                 task = self._registry.get_task(version.task)
+                if task.unloaded:
+                    continue
                 try:
                     with self._counting_failures("start"):
                         route = self.load(task, self.path_of(version), segments=cut[task.name])
@@ -100,6 +144,7 @@ class LiveRoutes:
             for route in self._router.all():
                 self._router.remove(route.task)
                 self._pool.release(route.step_ids)
+            self._drop_versions()
 
     # --- changes ---------------------------------------------------------------------------------------------------
 
@@ -139,12 +184,24 @@ class LiveRoutes:
             except BaseException:
                 self._pool.release(route.step_ids)
                 raise
+            if self._registry.get_task(task.name).unloaded:  # published to or rolled back while out of service
+                self._pool.release(route.step_ids)
+                return record
             self._swap(dataclasses.replace(route, version=record.version), kind, started)
             return record
 
-    def remove(self, task: str) -> None:
-        """Takes the task's route out of service (its task is deleted) and re-cuts the others."""
+    def serve(self, task: TaskRecord, version: VersionRecord) -> None:
+        """Loads the task's current version and serves it (a task brought back into service by a load)."""
         with self.changes:
+            started = time.perf_counter()
+            with self._counting_failures("load"):
+                route = self.load(task, self.path_of(version))
+            self._swap(route, "load", started)
+
+    def remove(self, task: str) -> None:
+        """Takes the task's routes out of service (its task is deleted or unloaded) and re-cuts the others."""
+        with self.changes:
+            self._drop_versions(task)
             old = self._router.remove(task)
             if old is not None:
                 self._pool.release(old.step_ids)
@@ -171,7 +228,47 @@ class LiveRoutes:
             self._metrics.swaps.labels(kind, "failed").inc()
             raise
 
+    def _drop_versions(self, task: str | None = None, version: int | None = None) -> None:
+        """Releases the non-current versions loaded on demand: the task's (one version of it), or all of them."""
+        with self._versions_lock:
+            keys = [k for k in self._versions if (task is None or k[0] == task) and version in (None, k[1])]
+            dropped = [self._versions.pop(k) for k in keys]
+        for route in dropped:
+            self._pool.release(route.step_ids)
+
+    def _cut_along_loaded(self, path: Sequence[str]) -> Segments:
+        """A path not among the live ones, cut into the live routes' segments wherever it runs one of them whole
+        (so it shares their sessions), and the rest as segments.py cuts a path of its own."""
+        if not self._fuse:
+            return tuple((cid,) for cid in path)
+        loaded = {segment for route in self._router.all() for segment in route.segments}
+        longest = max((len(segment) for segment in loaded), default=0)
+        root = self._registry.get_root()
+        stable = {cid for _, cid in root.components} if root else frozenset()
+        cut: list[tuple[str, ...]] = []
+        rest: list[str] = []
+
+        def flush() -> None:
+            if rest:
+                cut.extend(segment_paths({0: tuple(rest)}, stable)[0])
+                rest.clear()
+
+        i = 0
+        while i < len(path):
+            match = next((tuple(path[i:i + n]) for n in range(min(longest, len(path) - i), 0, -1)
+                          if tuple(path[i:i + n]) in loaded), None)
+            if match is None:
+                rest.append(path[i])
+                i += 1
+                continue
+            flush()
+            cut.append(match)
+            i += len(match)
+        flush()
+        return tuple(cut)
+
     def _swap(self, route: Route, kind: str, started: float) -> None:
+        self._drop_versions(route.task, route.version)  # now served as the current version
         old = self._router.install(route)
         if old is not None:
             self._pool.release(old.step_ids)

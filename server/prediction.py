@@ -1,6 +1,9 @@
-"""Predictions: a task's live route, the checks of the images against its input spec, the run in shared batches."""
+"""Predictions: a task's live route (or an explicit version's, loaded on demand), the checks of the images against
+its input spec, the run in shared batches, and the statistics of every call."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -14,36 +17,55 @@ from .records import PredictInput, Prediction
 from .registry import Registry
 from .routes import Route
 from .sessions import LoadedSegment
+from .statistics import Statistics
 
 
 class Predictor:
     """Answers predict requests of any task on its current route, through the batcher (batching.py)."""
 
-    def __init__(self, registry: Registry, live: LiveRoutes, batcher: Batcher) -> None:
+    def __init__(self, registry: Registry, live: LiveRoutes, batcher: Batcher, statistics: Statistics) -> None:
         self._registry = registry
         self._live = live
         self._batcher = batcher
+        self.statistics = statistics
 
-    def predict(self, task: str, inputs: PredictInput) -> Prediction:
-        """Runs the inputs through the task's current route; says which version answered, with its logits."""
-        route = self.route_for(task)
-        if inputs.preprocessed is not None:
-            check_preprocessed(inputs.preprocessed, route.input, f"version {route.version} of task {task!r}")
-            x = inputs.preprocessed
-        else:
-            try:
-                x = to_model_input(inputs.pixels or [], route.input)
-            except ImageError as e:
-                raise InvalidArgumentError(str(e)) from e
-        logits = self._batcher.run(route, x)
-        return Prediction(task=route.task, version=route.version, labels=route.labels, logits=logits)
+    def predict(self, task: str, inputs: PredictInput, version: int | None = None) -> Prediction:
+        """Runs the inputs through the task's current route, or through `version`'s; says which version answered,
+        with its logits."""
+        started = time.perf_counter()
+        route = self.route_for(task, version)
+        try:
+            if inputs.preprocessed is not None:
+                check_preprocessed(inputs.preprocessed, route.input, f"version {route.version} of task {task!r}")
+                x = inputs.preprocessed
+            else:
+                try:
+                    x = to_model_input(inputs.pixels or [], route.input)
+                except ImageError as e:
+                    raise InvalidArgumentError(str(e)) from e
+            prepared = time.perf_counter()
+            ran = self._batcher.run_timed(route, x)
+        except BaseException:
+            self.statistics.failed(route.task, route.version, time.perf_counter() - started)
+            raise
+        self.statistics.succeeded(route.task, route.version, len(x), time.perf_counter() - started,
+                                  prepared - started, ran)
+        return Prediction(task=route.task, version=route.version, labels=route.labels, logits=ran.logits)
 
-    def route_for(self, task: str) -> Route:
-        """The task's live route; FAILED_PRECONDITION while it has no version, UNAVAILABLE while none is loaded."""
+    def route_for(self, task: str, version: int | None = None) -> Route:
+        """The task's live route, or the route of `version` (NOT_FOUND if it has none such); FAILED_PRECONDITION
+        while it has no version, UNAVAILABLE while none is loaded or the task is unloaded."""
         route = self._live.get(task)
-        if route is not None:
+        if route is not None and (version is None or version == route.version):
             return route
         record = self._registry.get_task(task)
+        if record.unloaded:
+            raise UnavailableError(f"task {task!r} is unloaded: it serves again once it is loaded "
+                                   f"(RepositoryModelLoad)")
+        if version is not None and version != record.current_version:
+            return self._live.version_route(record, self._registry.get_version(task, version))
+        if route is not None:
+            return route
         if record.current_version is None:
             raise FailedPreconditionError(
                 f"task {task!r} is not servable yet: its state is pending (no version published; the evolver "

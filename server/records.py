@@ -41,6 +41,7 @@ class TaskRecord:
     current_version: int | None
     status: dict[str, Any]
     created_at: float
+    unloaded: bool = False  # taken out of service by an unload (it keeps its versions) until a load
 
     @property
     def state(self) -> str:

@@ -33,7 +33,7 @@ from .records import (
     VersionRecord,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: tasks.unloaded
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS datasets (
@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS datasets (
 CREATE TABLE IF NOT EXISTS tasks (
     name TEXT PRIMARY KEY, labels TEXT NOT NULL, description TEXT NOT NULL,
     dataset_id TEXT NOT NULL REFERENCES datasets(id), current_version INTEGER,
-    status TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL);
+    status TEXT NOT NULL DEFAULT '{}', created_at REAL NOT NULL, unloaded INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS components (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, lineage TEXT NOT NULL,
     num_params INTEGER NOT NULL, parity_max_abs_error REAL NOT NULL, onnx_bytes INTEGER NOT NULL,
@@ -85,7 +85,10 @@ class Registry:
         with self._transaction() as db:
             for statement in filter(str.strip, SCHEMA.split(";")):
                 db.execute(statement)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            columns = {r["name"] for r in db.execute("PRAGMA table_info(tasks)")}
+            if "unloaded" not in columns:  # a data dir of schema 1
+                db.execute("ALTER TABLE tasks ADD COLUMN unloaded INTEGER NOT NULL DEFAULT 0")
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         with self._lock:
@@ -166,6 +169,13 @@ class Registry:
     def set_status(self, name: str, status: dict[str, Any]) -> TaskRecord:
         with self._transaction() as db:
             if db.execute("UPDATE tasks SET status = ? WHERE name = ?", (json.dumps(status), name)).rowcount == 0:
+                raise task_not_found(name)
+        return self.get_task(name)
+
+    def set_unloaded(self, name: str, unloaded: bool) -> TaskRecord:
+        """Records whether the task is taken out of service (RepositoryModelUnload) or serves (Load)."""
+        with self._transaction() as db:
+            if db.execute("UPDATE tasks SET unloaded = ? WHERE name = ?", (int(unloaded), name)).rowcount == 0:
                 raise task_not_found(name)
         return self.get_task(name)
 
@@ -348,6 +358,7 @@ class Registry:
             current_version=r["current_version"],
             status=json.loads(r["status"]),
             created_at=r["created_at"],
+            unloaded=bool(r["unloaded"]),
         )
 
     @staticmethod

@@ -7,6 +7,8 @@ parts with plain records (records.py) and they answer with plain records or rais
 - `predictor` (prediction.py): predictions on the tasks' live routes, in shared batches.
 - `live` (live.py): the live routes and every change to them, in the one order it describes.
 - `events` (events.py): the task events WatchTasks streams.
+- `repository` (repository.py): every task's serving state; taking one out of service and back (unload, load).
+- `statistics` (statistics.py): the inference statistics of every task's versions.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from .metrics import ServerMetrics
 from .ort_env import OrtEnvironment
 from .prediction import Predictor, batch_metrics
 from .registry import Registry
+from .repository import Repository
 from .sessions import SessionPool
+from .statistics import Statistics
 from .tasks import Tasks
 from .values import value_ops
 from .versions import Versions
@@ -37,9 +41,13 @@ class ServeCore:
         self.events = EventHub()
         ops = value_ops(env)
         self.live = LiveRoutes(self.registry, SessionPool(env, self.registry.onnx_path), ops, metrics,
-                               env.providers, fuse_segments=config.fuse_segments)
-        self.predictor = Predictor(self.registry, self.live, Batcher(config.batching, ops, batch_metrics(metrics)))
-        self.tasks = Tasks(config, self.registry, self.live, self.events)
+                               env.providers, fuse_segments=config.fuse_segments,
+                               max_versions=config.max_loaded_versions)
+        self.statistics = Statistics()
+        self.predictor = Predictor(self.registry, self.live, Batcher(config.batching, ops, batch_metrics(metrics)),
+                                   self.statistics)
+        self.tasks = Tasks(config, self.registry, self.live, self.events, self.statistics)
+        self.repository = Repository(self.registry, self.live)
         self.versions = Versions(self.registry, self.live, self.tasks, self.events)
         self.components = Components(env, self.registry, self.live)
 

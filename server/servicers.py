@@ -22,6 +22,7 @@ from munet_serve.proto.v1 import (
 from . import codec, streams
 from .service import ServeCore
 
+FILES = (inference_pb2.DESCRIPTOR, tasks_pb2.DESCRIPTOR, evolution_pb2.DESCRIPTOR)  # for reflection
 SERVICE_NAMES = (
     inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name,
     tasks_pb2.DESCRIPTOR.services_by_name["Tasks"].full_name,
@@ -51,7 +52,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         metrics = self.metrics
         try:
             inputs = codec.predict_input(request, self.max_images)
-            prediction = self.predictor.predict(request.task, inputs)
+            prediction = self.predictor.predict(request.task, inputs, request.version or None)
         except Exception as e:
             code = e.code if isinstance(e, MunetError) else grpc.StatusCode.INTERNAL
             metrics.requests.labels(request.task, code.name).inc()

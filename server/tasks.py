@@ -21,6 +21,7 @@ from .events import EventHub, TaskEvent
 from .live import LiveRoutes
 from .records import DatasetFile, Example, TaskListing, TaskSpec, TaskView
 from .registry import Registry
+from .statistics import Statistics
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +40,13 @@ def check_task_name(name: str) -> str:
 class Tasks:
     """The tasks a server holds, with their datasets and the evolver's status of each."""
 
-    def __init__(self, config: ServerConfig, registry: Registry, live: LiveRoutes, events: EventHub) -> None:
+    def __init__(self, config: ServerConfig, registry: Registry, live: LiveRoutes, events: EventHub,
+                 statistics: Statistics) -> None:
         self._config = config
         self._registry = registry
         self._live = live
         self._events = events
+        self._statistics = statistics
 
     def register(self, spec: TaskSpec, examples: Iterable[Example]) -> TaskView:
         """Checks the spec, builds the dataset from the examples (taken one by one, as they come) and stores the
@@ -104,6 +107,7 @@ class Tasks:
         with self._live.changes:
             task = self._registry.delete_task(name)
             self._live.remove(name)
+            self._statistics.forget(name)
         view = TaskView(task=task, dataset=self._registry.get_dataset(task.dataset_id), current=None, num_versions=0)
         logger.info("deleted task %s", name)
         self._events.emit("deleted", view)

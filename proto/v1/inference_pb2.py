@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from munet_serve.proto.v1 import types_pb2 as munet__serve_dot_proto_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$munet_serve/proto/v1/inference.proto\x12\x0emunet_serve.v1\x1a munet_serve/proto/v1/types.proto\"\x93\x01\n\x0ePredictRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12%\n\x06images\x18\x02 \x03(\x0b\x32\x15.munet_serve.v1.Image\x12%\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x16.munet_serve.v1.Tensor\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x16\n\x0einclude_logits\x18\x05 \x01(\x08\"9\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\r\n\x05score\x18\x03 \x01(\x02\"a\n\x0e\x43lassification\x12\'\n\x03top\x18\x01 \x03(\x0b\x32\x1a.munet_serve.v1.LabelScore\x12&\n\x06logits\x18\x02 \x01(\x0b\x32\x16.munet_serve.v1.Tensor\"a\n\x0fPredictResponse\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12/\n\x07results\x18\x03 \x03(\x0b\x32\x1e.munet_serve.v1.Classification\"\x17\n\x15GetServingInfoRequest\"p\n\x0fLoadedComponent\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.munet_serve.v1.ComponentKind\x12\r\n\x05tasks\x18\x03 \x03(\t\x12\x15\n\rcomponent_ids\x18\x04 \x03(\t\"A\n\tLiveRoute\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x15\n\rcomponent_ids\x18\x03 \x03(\t\"\x96\x01\n\x0bServingInfo\x12\x11\n\tproviders\x18\x01 \x03(\t\x12\x31\n\x08sessions\x18\x02 \x03(\x0b\x32\x1f.munet_serve.v1.LoadedComponent\x12)\n\x06routes\x18\x03 \x03(\x0b\x32\x19.munet_serve.v1.LiveRoute\x12\x16\n\x0eserver_version\x18\x04 \x01(\t2\xad\x01\n\tInference\x12J\n\x07Predict\x12\x1e.munet_serve.v1.PredictRequest\x1a\x1f.munet_serve.v1.PredictResponse\x12T\n\x0eGetServingInfo\x12%.munet_serve.v1.GetServingInfoRequest\x1a\x1b.munet_serve.v1.ServingInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$munet_serve/proto/v1/inference.proto\x12\x0emunet_serve.v1\x1a munet_serve/proto/v1/types.proto\"\xa4\x01\n\x0ePredictRequest\x12\x0c\n\x04task\x18\x01 \x01(\t\x12%\n\x06images\x18\x02 \x03(\x0b\x32\x15.munet_serve.v1.Image\x12%\n\x05\x62\x61tch\x18\x03 \x01(\x0b\x32\x16.munet_serve.v1.Tensor\x12\r\n\x05top_k\x18\x04 \x01(\r\x12\x16\n\x0einclude_logits\x18\x05 \x01(\x08\x12\x0f\n\x07version\x18\x06 \x01(\r\"9\n\nLabelScore\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\r\n\x05score\x18\x03 \x01(\x02\"a\n\x0e\x43lassification\x12\'\n\x03top\x18\x01 \x03(\x0b\x32\x1a.munet_serve.v1.LabelScore\x12&\n\x06logits\x18\x02 \x01(\x0b\x32\x16.munet_serve.v1.Tensor\"a\n\x0fPredictResponse\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12/\n\x07results\x18\x03 \x03(\x0b\x32\x1e.munet_serve.v1.Classification\"\x17\n\x15GetServingInfoRequest\"p\n\x0fLoadedComponent\x12\n\n\x02id\x18\x01 \x01(\t\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.munet_serve.v1.ComponentKind\x12\r\n\x05tasks\x18\x03 \x03(\t\x12\x15\n\rcomponent_ids\x18\x04 \x03(\t\"A\n\tLiveRoute\x12\x0c\n\x04task\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\x12\x15\n\rcomponent_ids\x18\x03 \x03(\t\"\x96\x01\n\x0bServingInfo\x12\x11\n\tproviders\x18\x01 \x03(\t\x12\x31\n\x08sessions\x18\x02 \x03(\x0b\x32\x1f.munet_serve.v1.LoadedComponent\x12)\n\x06routes\x18\x03 \x03(\x0b\x32\x19.munet_serve.v1.LiveRoute\x12\x16\n\x0eserver_version\x18\x04 \x01(\t2\xad\x01\n\tInference\x12J\n\x07Predict\x12\x1e.munet_serve.v1.PredictRequest\x1a\x1f.munet_serve.v1.PredictResponse\x12T\n\x0eGetServingInfo\x12%.munet_serve.v1.GetServingInfoRequest\x1a\x1b.munet_serve.v1.ServingInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'munet_serve.proto.v1.infere
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PREDICTREQUEST']._serialized_start=91
-  _globals['_PREDICTREQUEST']._serialized_end=238
-  _globals['_LABELSCORE']._serialized_start=240
-  _globals['_LABELSCORE']._serialized_end=297
-  _globals['_CLASSIFICATION']._serialized_start=299
-  _globals['_CLASSIFICATION']._serialized_end=396
-  _globals['_PREDICTRESPONSE']._serialized_start=398
-  _globals['_PREDICTRESPONSE']._serialized_end=495
-  _globals['_GETSERVINGINFOREQUEST']._serialized_start=497
-  _globals['_GETSERVINGINFOREQUEST']._serialized_end=520
-  _globals['_LOADEDCOMPONENT']._serialized_start=522
-  _globals['_LOADEDCOMPONENT']._serialized_end=634
-  _globals['_LIVEROUTE']._serialized_start=636
-  _globals['_LIVEROUTE']._serialized_end=701
-  _globals['_SERVINGINFO']._serialized_start=704
-  _globals['_SERVINGINFO']._serialized_end=854
-  _globals['_INFERENCE']._serialized_start=857
-  _globals['_INFERENCE']._serialized_end=1030
+  _globals['_PREDICTREQUEST']._serialized_end=255
+  _globals['_LABELSCORE']._serialized_start=257
+  _globals['_LABELSCORE']._serialized_end=314
+  _globals['_CLASSIFICATION']._serialized_start=316
+  _globals['_CLASSIFICATION']._serialized_end=413
+  _globals['_PREDICTRESPONSE']._serialized_start=415
+  _globals['_PREDICTRESPONSE']._serialized_end=512
+  _globals['_GETSERVINGINFOREQUEST']._serialized_start=514
+  _globals['_GETSERVINGINFOREQUEST']._serialized_end=537
+  _globals['_LOADEDCOMPONENT']._serialized_start=539
+  _globals['_LOADEDCOMPONENT']._serialized_end=651
+  _globals['_LIVEROUTE']._serialized_start=653
+  _globals['_LIVEROUTE']._serialized_end=718
+  _globals['_SERVINGINFO']._serialized_start=721
+  _globals['_SERVINGINFO']._serialized_end=871
+  _globals['_INFERENCE']._serialized_start=874
+  _globals['_INFERENCE']._serialized_end=1047
 # @@protoc_insertion_point(module_scope)

@@ -8,18 +8,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PredictRequest(_message.Message):
-    __slots__ = ("task", "images", "batch", "top_k", "include_logits")
+    __slots__ = ("task", "images", "batch", "top_k", "include_logits", "version")
     TASK_FIELD_NUMBER: _ClassVar[int]
     IMAGES_FIELD_NUMBER: _ClassVar[int]
     BATCH_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_LOGITS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     task: str
     images: _containers.RepeatedCompositeFieldContainer[_types_pb2.Image]
     batch: _types_pb2.Tensor
     top_k: int
     include_logits: bool
-    def __init__(self, task: _Optional[str] = ..., images: _Optional[_Iterable[_Union[_types_pb2.Image, _Mapping]]] = ..., batch: _Optional[_Union[_types_pb2.Tensor, _Mapping]] = ..., top_k: _Optional[int] = ..., include_logits: _Optional[bool] = ...) -> None: ...
+    version: int
+    def __init__(self, task: _Optional[str] = ..., images: _Optional[_Iterable[_Union[_types_pb2.Image, _Mapping]]] = ..., batch: _Optional[_Union[_types_pb2.Tensor, _Mapping]] = ..., top_k: _Optional[int] = ..., include_logits: _Optional[bool] = ..., version: _Optional[int] = ...) -> None: ...
 
 class LabelScore(_message.Message):
     __slots__ = ("label", "index", "score")

@@ -19,6 +19,7 @@ __all__ = [
     "NotFoundError",
     "ResourceExhaustedError",
     "UnavailableError",
+    "UnimplementedError",
     "from_status",
     "task_not_found",
 ]
@@ -71,6 +72,12 @@ class DeadlineExceededError(MunetError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class UnimplementedError(MunetError):
+    """The call is part of a protocol munet-serve speaks but is not one it serves (KServe v2 shared memory, ...)."""
+
+    code = grpc.StatusCode.UNIMPLEMENTED
+
+
 class InternalError(MunetError):
     """The server failed where the request was fine (an inference that raised, a bug); details are in its log."""
 
@@ -87,6 +94,7 @@ _BY_CODE: dict[grpc.StatusCode, type[MunetError]] = {
         ResourceExhaustedError,
         UnavailableError,
         DeadlineExceededError,
+        UnimplementedError,
         InternalError,
     )
 }
