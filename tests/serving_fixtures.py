@@ -10,12 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from munet_serve.artifacts import Dataset, Split
 from munet_serve.clients import Client
-from munet_serve.clients.types import PathComponent, RootInfo
+from munet_serve.clients.types import ComponentArtifact, PathComponent, PathRef, PathVersion, RootInfo
+from munet_serve.evolver.components import fresh_head
 from munet_serve.evolver.config import EvolverConfig, budget_preset, root_preset, search_preset
 from munet_serve.evolver.executors import Executor
+from munet_serve.evolver.export import export_component, fresh_lineage
 from munet_serve.evolver.worker import Evolver
 from munet_serve.server.app import create_server
 from munet_serve.server.config import ServerConfig
@@ -53,6 +56,29 @@ def evolver(client: Client, cache_dir: Path, executor_: Executor | None = None, 
         search=search_preset("tiny"), once=True, threads=2,
     )
     return Evolver(dataclasses.replace(config, **settings), client, executor_)
+
+
+def random_heads(dim: int, count: int, classes: int = 10) -> list[ComponentArtifact]:
+    heads = []
+    for seed in range(count):
+        head = fresh_head(dim, classes)
+        with torch.no_grad():
+            head.fc.weight.copy_(torch.randn(head.fc.weight.shape, generator=torch.Generator().manual_seed(seed)))
+        heads.append(export_component(head, fresh_lineage(TASK, "head")))
+    return heads
+
+
+def publish_heads(client: Client, count: int, task: str = TASK) -> list[PathVersion]:
+    """Publishes `count` versions of the task, each version 1's body with a new random head; returns them."""
+    v1 = client.list_versions(task)[0]
+    dim = client.list_components([v1.components[-1].id])[0].config["dim"]
+    published = []
+    for head in random_heads(dim, count):
+        published.append(client.publish_path(
+            task, [*v1.components[:-1], PathComponent("head", head.id)], hparams=v1.hparams, metrics=v1.metrics,
+            input=v1.input, parent=PathRef(task, 1), new_components=[head],
+        ))
+    return published
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,9 @@ def test_predict_and_versions_commands(start_server, served_dir: Path, served_te
     assert "digits now serves version 1" in cli("versions", "rollback", TASK, "1", server=target).stdout
     with Client(target) as client:
         assert client.get_task(TASK).current_version == 1
+    assert "digits (version 2)" in cli("predict", TASK, str(paths[0]), "--version", "2", server=target).stdout
+    missing = cli("predict", TASK, str(paths[0]), "--version", "9", server=target, check=False)
+    assert missing.returncode != 0 and "no version 9" in missing.stdout + missing.stderr
 
     failed = cli("predict", TASK, str(tmp_path / "missing.png"), server=target, check=False)
     assert failed.returncode == 2 and "missing.png" in failed.stdout

@@ -8,29 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from munet_serve.clients import Client
 from munet_serve.clients.errors import InvalidArgumentError, MunetError
-from munet_serve.clients.types import ComponentArtifact, PathComponent, PathRef
+from munet_serve.clients.types import PathComponent, PathRef
 from munet_serve.evolver.components import fresh_head
 from munet_serve.evolver.export import export_component, fresh_lineage
 from munet_serve.imaging import to_model_input
 
-from serving_fixtures import TASK, Served
+from serving_fixtures import TASK, Served, random_heads
 
 PUBLISHES = 20
 CLIENT_THREADS = 4
-
-
-def random_heads(dim: int, count: int, classes: int = 10) -> list[ComponentArtifact]:
-    heads = []
-    for seed in range(count):
-        head = fresh_head(dim, classes)
-        with torch.no_grad():
-            head.fc.weight.copy_(torch.randn(head.fc.weight.shape, generator=torch.Generator().manual_seed(seed)))
-        heads.append(export_component(head, fresh_lineage(TASK, "head")))
-    return heads
 
 
 def test_publishes_and_rollbacks_under_load_drop_no_request(

@@ -114,6 +114,23 @@ def test_tasks_versions_and_rollback_survive_a_reopen(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_a_data_dir_of_schema_1_gains_the_unloaded_flag(tmp_path: Path) -> None:
+    registry = Registry(tmp_path)
+    dataset, data = _dataset()
+    registry.create_task("t", ["a", "b", "c"], "demo", dataset, data)
+    registry.close()
+    with sqlite3.connect(tmp_path / "registry.sqlite3") as db:  # what schema 1 had: no unloaded column
+        db.execute("ALTER TABLE tasks DROP COLUMN unloaded")
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    reopened = Registry(tmp_path)
+    assert reopened.get_task("t").unloaded is False
+    assert reopened.set_unloaded("t", True).unloaded is True
+    reopened.close()
+    with sqlite3.connect(tmp_path / "registry.sqlite3") as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+    assert Registry(tmp_path).get_task("t").unloaded is True
+
+
 def test_root_is_set_once(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     root = RootRecord(source="test", components=(("embedding", "e" * 64),), params=10,
