@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=50051)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--metrics-port", type=int, default=None)
+    parser.add_argument("--http-port", type=int, default=None,
+                        help="serve the KServe v2 HTTP/REST protocol on this port too (conventionally 8000)")
     parser.add_argument("--demo", action="store_true",
                         help="register the built-in demo task (scikit-learn digits), wait for version 1, predict")
     parser.add_argument("--exit-after-demo", action="store_true", help="stop both processes once the demo is done")
@@ -56,6 +58,8 @@ def run(args: argparse.Namespace, evolver_args: list[str]) -> int:
                    "--port", str(args.port), "--device", args.device]
     if args.metrics_port is not None:
         server_argv += ["--metrics-port", str(args.metrics_port)]
+    if args.http_port is not None:
+        server_argv += ["--http-port", str(args.http_port)]
     if args.demo and not evolver_args:
         evolver_args = DEMO_EVOLVER_ARGS
     if "--cache-dir" not in evolver_args:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 
 from munet_serve import __version__
 from munet_serve.artifacts import ComponentKind
-from munet_serve.errors import InvalidArgumentError, MunetError
+from munet_serve.errors import InvalidArgumentError, MunetError, UnavailableError
 
 from .heap import release_free_heap
 from .metrics import ServerMetrics
@@ -80,6 +80,8 @@ class LiveRoutes:
                 route = self._versions.get(key)
             if route is not None:
                 return route
+            if self._registry.get_task(task.name).unloaded:  # NOT_FOUND if deleted meanwhile
+                raise UnavailableError(f"task {task.name!r} is unloaded: it serves again once it is loaded")
             path = self.path_of(version)
             route = self.load(task, path, segments=self._cut_along_loaded(path.component_ids))
             with self._versions_lock:

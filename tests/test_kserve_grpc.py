@@ -389,3 +389,19 @@ def test_a_version_published_while_unloaded_is_recorded_and_served_once_loaded( 
         answer = triton.infer(TASK, [_image_input(images)])
         assert answer.get_response().model_version == "2"
         assert_agrees(_logits(answer), native_logits(native, TASK, images, version=2))
+
+
+def test_reflection_describes_the_native_and_the_kserve_services(kserve) -> None:  # noqa: ANN001
+    from google.protobuf.descriptor_pool import DescriptorPool
+    from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+
+    server, _, _ = kserve
+    with grpc.insecure_channel(server.target) as channel:
+        database = ProtoReflectionDescriptorDatabase(channel)
+        services = set(database.get_services())
+        assert {"inference.GRPCInferenceService", "munet_serve.v1.Inference", "grpc.health.v1.Health"} <= services
+        pool = DescriptorPool(database)
+        infer = pool.FindServiceByName("inference.GRPCInferenceService").methods_by_name["ModelInfer"]
+        assert infer.input_type.fields_by_name["raw_input_contents"].number == 7
+        assert pool.FindServiceByName("munet_serve.v1.Inference").methods_by_name["Predict"].input_type.name == (
+            "PredictRequest")

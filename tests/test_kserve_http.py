@@ -185,3 +185,19 @@ def test_statistics_repository_and_metrics(http, served_template: Served) -> Non
     status, _, body = _raw(f"{url}/metrics")
     assert status == 200
     assert f'munet_predict_requests_total{{code="OK",task="{TASK}"}}' in body.decode()
+
+
+def test_the_docs_copy_paste_example_runs(start_server, served_dir: Path) -> None:
+    """docs/kserve.md's Python example, against a real server (its ports replaced by the ones bound here)."""
+    import subprocess
+    import sys
+
+    server = start_server(served_dir, http_port=0)
+    text = (Path(__file__).resolve().parents[1] / "docs" / "kserve.md").read_text()
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "127.0.0.1:50051" in example and "127.0.0.1:8000" in example
+    code = example.replace("127.0.0.1:50051", server.target).replace("127.0.0.1:8000", f"127.0.0.1:{server.http_port}")
+    code += "\nassert logits.shape == (2, 10), logits.shape\nprint('example ok')\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "example ok" in done.stdout and "digits" in done.stdout

@@ -212,13 +212,13 @@ def infer_request(model: str, version: str, body: bytes, header_length: str | No
         tensor = _object(tensor, f"inputs[{i}]")
         name, datatype = str(tensor.get("name", "")), str(tensor.get("datatype", ""))
         shape = _shape(tensor.get("shape"), name)
-        size = _object(tensor.get("parameters"), f"input {name!r} parameters").get("binary_data_size")
-        if size is not None:
-            if not isinstance(size, int) or isinstance(size, bool) or size < 0 or offset + size > len(binary):
-                raise InvalidArgumentError(f"input {name!r}: binary_data_size {size!r} does not fit the "
+        span = _object(tensor.get("parameters"), f"input {name!r} parameters").get("binary_data_size")
+        if span is not None:
+            if not isinstance(span, int) or isinstance(span, bool) or span < 0 or offset + span > len(binary):
+                raise InvalidArgumentError(f"input {name!r}: binary_data_size {span!r} does not fit the "
                                            f"{len(binary) - offset} binary bytes left in the body")
-            data = tensors.from_raw(name, datatype, shape, binary[offset:offset + size])
-            offset += size
+            data = tensors.from_raw(name, datatype, shape, binary[offset:offset + span])
+            offset += span
         elif "data" in tensor:
             data = tensors.from_values(name, datatype, shape, _list(tensor["data"], f"input {name!r} data"))
         else:
