@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,10 @@ import torch
 
 from benchmarks.serving.fleet import top_block
 from benchmarks.serving.headroom import BatchCost, compute_ceiling
-from benchmarks.serving.load import closed_loop, zipf_weights
+from benchmarks.serving.kserve import markdown as kserve_markdown
+from benchmarks.serving.kserve import run_kserve
+from benchmarks.serving.kserve import write as kserve_write
+from benchmarks.serving.load import PROTOCOLS, closed_loop, zipf_weights
 from benchmarks.serving.models import current_version, eager_path_module, whole_path_graph
 from munet_serve.clients import Client
 from munet_serve.clients.errors import NotFoundError
@@ -62,13 +66,14 @@ def test_a_task_without_a_current_version_is_refused(start_server, tmp_path: Pat
             whole_path_graph(client, "pending")
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_closed_loop_load_over_grpc_counts_every_request(
-    start_server, served_dir: Path, served_template: Served
+    start_server, served_dir: Path, served_template: Served, protocol: str
 ) -> None:
     server = start_server(served_dir)
     pool = served_template.test_images[:8]
     result = closed_loop(server.target, [TASK, "missing"], lambda task: pool, concurrency=3, duration_s=1.5,
-                         batch=2, zipf_exponent=1.0)
+                         batch=2, zipf_exponent=1.0, protocol=protocol)
     # every request is either answered or counted as failed; the unknown task's requests all fail with NOT_FOUND
     assert result.requests == len(result.latencies_ms) + result.failed
     assert result.per_task[TASK] == len(result.latencies_ms) > 0 and result.per_task["missing"] == 0
@@ -162,6 +167,23 @@ def test_mini_benchmark_runs_every_system_and_no_request_fails(tmp_path: Path) -
     assert data["ratios"]["compute_ceiling_vs_A"] >= data["ratios"]["ceiling_vs_A_with_overhead"] > 0
     assert all(r.server_cpu_ms and r.server_cpu_ms > 0 for r in closed.values())
     assert "| munet-serve | closed loop | 3 |" in md_path.read_text()
+
+
+def test_the_kserve_mode_measures_both_protocols_on_one_server(tmp_path: Path) -> None:
+    """The KServe v2 mode in miniature (3 tasks on the tiny root, second-long rounds): both protocols answer every
+    request, and the report has each one's throughput and their ratio."""
+    from benchmarks.serving.run import PROFILES
+
+    profile = dataclasses.replace(PROFILES["mini"], duration_s=1.0, warmup_s=0.3)
+    report = run_kserve(profile, rounds=1, workdir=tmp_path / "work")
+    for protocol in ("native", "kserve"):
+        assert report[protocol]["failed"] == 0, report[protocol]["errors"]
+        assert report[protocol]["requests"] > 0 and report[protocol]["throughput_rps"] > 0
+    assert report["ratio"] == pytest.approx(report["kserve"]["throughput_rps"] / report["native"]["throughput_rps"])
+    json_path, md_path = kserve_write(report, tmp_path / "results", "mini")
+    assert json.loads(json_path.read_text())["target_ratio"] == 0.9
+    assert md_path.read_text() == kserve_markdown(report) + "\n"
+    assert "KServe v2 ModelInfer" in md_path.read_text()
 
 
 def test_most_clients_counts_every_closed_loop_run_of_a_profile() -> None:

@@ -8,6 +8,10 @@
 
 Latencies are measured per request; any error counts as a failed request (and its message is kept). An optional
 `on_answer(task, version, seconds)` hook sees every answer (the hot-swap measurement uses it).
+
+The closed loop sends by either protocol the server speaks: native Predict through munet-serve's `Client`, or KServe
+v2 ModelInfer through Triton's own gRPC client (`tritonclient.grpc`), the same uint8 pixels [batch, S, S, 3] to the
+same server either way.
 """
 
 from __future__ import annotations
@@ -23,9 +27,42 @@ import numpy as np
 
 from munet_serve.clients import AsyncClient, Client
 
-__all__ = ["LoadResult", "closed_loop", "open_loop", "zipf_weights"]
+__all__ = ["PROTOCOLS", "LoadResult", "closed_loop", "open_loop", "zipf_weights"]
 
 AnswerHook = Callable[[str, int, float], None]  # (task, version that answered, time.perf_counter() of the answer)
+NATIVE, KSERVE = "native", "kserve"
+PROTOCOLS = (NATIVE, KSERVE)
+
+
+class _Sender:
+    """One client thread's connection: sends a batch of uint8 pixels for a task, returns the version that answered."""
+
+    def __init__(self, target: str, protocol: str) -> None:
+        self.protocol = protocol
+        if protocol == NATIVE:
+            self._native = Client(target, timeout=60)
+        elif protocol == KSERVE:
+            import tritonclient.grpc as triton  # only this mode needs it
+
+            self._triton = triton
+            self._kserve = triton.InferenceServerClient(target)
+            self._outputs = [triton.InferRequestedOutput("LOGITS")]
+        else:
+            raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+
+    def send(self, task: str, images: np.ndarray) -> int:
+        if self.protocol == NATIVE:
+            return self._native.predict_batch(task, images, top_k=1).version
+        tensor = self._triton.InferInput("IMAGE", list(images.shape), "UINT8")
+        tensor.set_data_from_numpy(images)
+        answer = self._kserve.infer(task, [tensor], outputs=self._outputs, client_timeout=60)
+        return int(answer.get_response().model_version)
+
+    def close(self) -> None:
+        if self.protocol == NATIVE:
+            self._native.close()
+        else:
+            self._kserve.close()
 
 
 def zipf_weights(n: int, exponent: float = 1.0) -> np.ndarray:
@@ -78,12 +115,14 @@ def closed_loop(
     zipf_exponent: float = 1.0,
     seed: int = 0,
     on_answer: AnswerHook | None = None,
+    protocol: str = NATIVE,
 ) -> LoadResult:
     """Runs `concurrency` clients against the server at `target` for `duration_s` seconds.
 
     Args:
         tasks: task names, most popular first (rank 1).
         images: a task's pool of uint8 images at its input size ([N, H, W] or [N, H, W, C]); requests cycle it.
+        protocol: "native" (Predict) or "kserve" (ModelInfer, sent by tritonclient.grpc).
     """
     if concurrency < 1 or duration_s <= 0 or batch < 1:
         raise ValueError("concurrency and batch must be >= 1 and duration_s > 0")
@@ -99,7 +138,8 @@ def closed_loop(
         latencies: list[float] = []
         counts: Counter[str] = Counter()
         failed, errors = 0, []
-        with Client(target, timeout=60) as client:
+        sender = _Sender(target, protocol)
+        try:
             start_gate.wait(timeout=60)
             i = 0
             while time.perf_counter() < deadline[0]:
@@ -109,7 +149,7 @@ def closed_loop(
                 i += batch
                 t0 = time.perf_counter()
                 try:
-                    answer = client.predict_batch(task, pool[rows], top_k=1)
+                    version = sender.send(task, pool[rows])
                 except Exception as e:  # every failure counts; the message is kept for the report
                     failed += 1
                     errors.append(f"{task}: {e}")
@@ -118,7 +158,9 @@ def closed_loop(
                 latencies.append((t1 - t0) * 1000)
                 counts[task] += 1
                 if on_answer is not None:
-                    on_answer(task, answer.version, t1)
+                    on_answer(task, version, t1)
+        finally:
+            sender.close()
         with lock:
             result.latencies_ms.extend(latencies)
             result.failed += failed
