@@ -26,8 +26,10 @@ A = TypeVar("A", bound="AsyncTransport")
 class AsyncTransport(Transport):
     """Runs calls' steps on a grpc.aio channel; a failed RPC raises its munet_serve.errors class in the call."""
 
-    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = None) -> None:
-        super().__init__(grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS), target, timeout)
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = None,
+                 token: str | None = None) -> None:
+        """`token`: the bearer token every call carries (default: $MUNET_SERVE_TOKEN, if set)."""
+        super().__init__(grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS), target, timeout, token)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from munet_serve.tokens import ROLES
+
 from .client import DEFAULT_TARGET, Client
 from .errors import MunetError
 from .render import console
@@ -41,7 +43,7 @@ DELEGATED = {"serve": _server_main, "evolve": _evolver_main}
 
 
 SERVER_COMMANDS = ("predict", "tasks", "versions")
-SERVER_OPTIONS = {"server": DEFAULT_TARGET, "timeout": None}  # their options, with the defaults
+SERVER_OPTIONS = {"server": DEFAULT_TARGET, "timeout": None, "token": None}  # their options, with the defaults
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +52,8 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", default=argparse.SUPPRESS,
                         help=f"server address (default {DEFAULT_TARGET}, or $MUNET_SERVE_SERVER)")
     parser.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="per-call deadline in seconds")
+    parser.add_argument("--token", default=argparse.SUPPRESS,
+                        help="bearer token to send (default $MUNET_SERVE_TOKEN; see munet-serve tokens)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +114,18 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("task")
     rollback.add_argument("version", type=int)
 
+    tokens = commands.add_parser("tokens", help="create, list or revoke the server's bearer tokens (no server needed)")
+    tokens.add_argument("--file", type=Path, default=os.environ.get("MUNET_SERVE_TOKENS_FILE") or None,
+                        help="the tokens file the server reads (--tokens-file; default $MUNET_SERVE_TOKENS_FILE)")
+    token_commands = tokens.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = token_commands.add_parser("create", help="make a token, print it once, keep its hash in the file")
+    create.add_argument("name")
+    create.add_argument("--role", action="append", required=True, choices=ROLES,
+                        help="predict, manage, evolver or admin (repeat for several)")
+    token_commands.add_parser("list", help="names and roles (the file holds no token)")
+    revoke = token_commands.add_parser("revoke", help="remove a token (the server drops it on SIGHUP or restart)")
+    revoke.add_argument("name")
+
     datasets_parser = commands.add_parser("datasets", help="the built-in datasets")
     dataset_commands = datasets_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     dataset_commands.add_parser("list", help="names, classes, and whether each can be built here (no server needed)")
@@ -138,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
             return up.run(args, extra)
         if args.command == "datasets":
             return _datasets_list(args)
-        with Client(args.server, timeout=args.timeout) as client:
+        if args.command == "tokens":
+            return _tokens(args)
+        with Client(args.server, timeout=args.timeout, token=args.token) as client:
             return COMMANDS[(args.command, getattr(args, "action", None))](client, args)
     except MunetError as e:
         console.print(f"[red]error:[/] {escape(e.describe())}")
@@ -148,6 +166,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _tokens(args: argparse.Namespace) -> int:
+    from munet_serve.server.auth import TokensFile
+
+    if args.file is None:
+        raise ValueError("give the tokens file: --file PATH (or $MUNET_SERVE_TOKENS_FILE)")
+    tokens = TokensFile(args.file)
+    if args.action == "create":
+        token = tokens.create(args.name, tuple(dict.fromkeys(args.role)))
+        console.print(f"token {args.name!r} ({', '.join(dict.fromkeys(args.role))}) added to {args.file}; it is "
+                      f"shown this once:", markup=False)
+        print(token)
+    elif args.action == "list":
+        for entry in tokens.read():
+            print(f"{entry.name}\t{','.join(entry.roles)}")
+    else:
+        tokens.revoke(args.name)
+        console.print(f"token {args.name!r} revoked; a running server drops it on SIGHUP", markup=False)
+    return 0
 
 
 def _predict(client: Client, args: argparse.Namespace) -> int:

@@ -52,8 +52,10 @@ class TaskWatch(Generic[T]):
 class SyncTransport(Transport):
     """Runs calls' steps on a blocking channel; a failed RPC raises its munet_serve.errors class in the call."""
 
-    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = None) -> None:
-        super().__init__(grpc.insecure_channel(target, options=CHANNEL_OPTIONS), target, timeout)
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = None,
+                 token: str | None = None) -> None:
+        """`token`: the bearer token every call carries (default: $MUNET_SERVE_TOKEN, if set)."""
+        super().__init__(grpc.insecure_channel(target, options=CHANNEL_OPTIONS), target, timeout, token)
 
     def close(self) -> None:
         self._channel.close()

@@ -16,8 +16,11 @@ from munet_serve.errors import (
     InvalidArgumentError,
     MunetError,
     NotFoundError,
+    PermissionDeniedError,
     ResourceExhaustedError,
+    UnauthenticatedError,
     UnavailableError,
+    UnimplementedError,
     from_status,
 )
 
@@ -29,8 +32,11 @@ __all__ = [
     "InvalidArgumentError",
     "MunetError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ResourceExhaustedError",
+    "UnauthenticatedError",
     "UnavailableError",
+    "UnimplementedError",
     "from_rpc_error",
 ]
 

@@ -3,6 +3,7 @@ call of clients/calls.py becomes a client method with the call's name, parameter
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import typing
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 from .steps import ClientTimeout, Timeout
 
 DEFAULT_TARGET = os.environ.get("MUNET_SERVE_SERVER", "127.0.0.1:50051")
+TOKEN_ENV = "MUNET_SERVE_TOKEN"  # the bearer token a client sends when it is given none
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -21,19 +23,28 @@ CHANNEL_OPTIONS = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Transport:
-    """A channel to one server and the stubs on it (made on first use); `timeout` is the default deadline."""
+def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The call metadata that carries a token: `token`, else $MUNET_SERVE_TOKEN, else none."""
+    token = token if token is not None else os.environ.get(TOKEN_ENV) or None
+    return (("authorization", f"Bearer {token}"),) if token else ()
 
-    def __init__(self, channel: Any, target: str, timeout: float | None) -> None:
+
+class Transport:
+    """A channel to one server and the stubs on it (made on first use); `timeout` is the default deadline, and every
+    call carries the bearer token, if there is one."""
+
+    def __init__(self, channel: Any, target: str, timeout: float | None, token: str | None = None) -> None:
         self.target = target
         self.timeout = timeout
         self._channel = channel
         self._stubs: dict[type, Any] = {}
+        self._metadata = bearer_metadata(token)
 
     def _method(self, stub: type, method: str) -> Any:
         if stub not in self._stubs:
             self._stubs[stub] = stub(self._channel)
-        return getattr(self._stubs[stub], method)
+        call = getattr(self._stubs[stub], method)
+        return functools.partial(call, metadata=self._metadata) if self._metadata else call
 
     def _deadline(self, timeout: Timeout) -> float | None:
         return self.timeout if timeout is ClientTimeout.CLIENT else timeout

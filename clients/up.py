@@ -28,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=50051)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--metrics-port", type=int, default=None)
+    parser.add_argument("--tokens-file", type=Path, default=os.environ.get("MUNET_SERVE_TOKENS_FILE") or None,
+                        help="serve with bearer tokens (munet-serve tokens); up gives its evolver a token of its own")
+    parser.add_argument("--insecure", action="store_true", help="passed to the server: no auth beyond loopback")
     parser.add_argument("--http-port", type=int, default=None,
                         help="serve the KServe v2 HTTP/REST protocol on this port too (conventionally 8000)")
     parser.add_argument("--demo", action="store_true",
@@ -35,9 +38,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exit-after-demo", action="store_true", help="stop both processes once the demo is done")
 
 
-def _spawn(argv: list[str]) -> subprocess.Popen:
+UP_TOKEN, UP_EVOLVER_TOKEN = "up", "up-evolver"  # the tokens up makes for itself and for its evolver
+
+
+def _fresh_token(path: Path, name: str, roles: tuple[str, ...]) -> str:
+    """A new token named `name` in the tokens file (the one of an earlier run revoked): up's own, or its evolver's."""
+    from munet_serve.tokens import TokensFile
+
+    tokens = TokensFile(path)
+    if any(entry.name == name for entry in tokens.read()):
+        tokens.revoke(name)
+    return tokens.create(name, roles)
+
+
+def _spawn(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
     # Own process group: a Ctrl-C reaches us once, and we stop the children in order.
-    return subprocess.Popen([sys.executable, "-m", *argv], start_new_session=True)
+    return subprocess.Popen([sys.executable, "-m", *argv], start_new_session=True, env=env)
 
 
 def _stop(process: subprocess.Popen, name: str) -> int:
@@ -60,6 +76,14 @@ def run(args: argparse.Namespace, evolver_args: list[str]) -> int:
         server_argv += ["--metrics-port", str(args.metrics_port)]
     if args.http_port is not None:
         server_argv += ["--http-port", str(args.http_port)]
+    if args.insecure:
+        server_argv += ["--insecure"]
+    own_token, evolver_env = None, None
+    if args.tokens_file is not None:
+        server_argv += ["--tokens-file", str(args.tokens_file)]
+        own_token = _fresh_token(args.tokens_file, UP_TOKEN, ("manage", "predict"))
+        evolver_env = {**os.environ, "MUNET_SERVE_TOKEN": _fresh_token(args.tokens_file, UP_EVOLVER_TOKEN,
+                                                                       ("evolver",))}
     if args.demo and not evolver_args:
         evolver_args = DEMO_EVOLVER_ARGS
     if "--cache-dir" not in evolver_args:
@@ -70,10 +94,10 @@ def run(args: argparse.Namespace, evolver_args: list[str]) -> int:
     evolver: subprocess.Popen | None = None
     code = 0
     try:
-        with Client(target) as client:
+        with Client(target, token=own_token) as client:
             client.wait_ready(timeout=120)
             console.print(f"server ready on {target} (data in {args.data_dir})")
-            evolver = _spawn(["munet_serve.evolver", "--server", target, *evolver_args])
+            evolver = _spawn(["munet_serve.evolver", "--server", target, *evolver_args], evolver_env)
             if args.demo:
                 code = _demo(client, stop, server, evolver)
                 if args.exit_after_demo:

@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int, default=None,
                         help="serve the KServe v2 HTTP/REST protocol (and /metrics) on this port (conventionally 8000;"
                              " default off)")
+    parser.add_argument("--tokens-file", type=Path, default=os.environ.get("MUNET_SERVE_TOKENS_FILE") or None,
+                        help="bearer tokens with roles (munet-serve tokens create); reread on SIGHUP. Without one the "
+                             "server is open and binds only loopback addresses")
+    parser.add_argument("--insecure", action="store_true",
+                        help="serve beyond loopback without a tokens file (anyone reaching the port may change it)")
     parser.add_argument("--max-loaded-versions", type=int, default=4,
                         help="non-current versions kept loaded for requests that name one (default 4)")
     parser.add_argument("--max-workers", type=int, default=32, help="gRPC worker threads")
@@ -46,6 +51,8 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         intra_op_threads=args.threads,
         metrics_port=args.metrics_port,
         http_port=args.http_port,
+        tokens_file=args.tokens_file,
+        insecure=args.insecure,
         max_loaded_versions=args.max_loaded_versions,
         max_workers=args.max_workers,
         max_batch_images=args.max_batch,
@@ -63,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    serve_until_signalled(config_from_args(args), stop)
+    try:
+        serve_until_signalled(config_from_args(args), stop)
+    except PermissionError as e:  # binding beyond loopback without auth
+        logging.getLogger(__name__).error("%s", e)
+        return 2
     return 0
 
 

@@ -4,6 +4,7 @@ reflection, metrics, the optional KServe v2 HTTP/REST endpoint; graceful stop.""
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from concurrent import futures
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from .auth import Authenticator, AuthInterceptor
 from .config import ServerConfig
 from .errors import ErrorMappingInterceptor
 from .kserve.grpc_service import add_kserve_service
@@ -36,6 +38,7 @@ class RunningServer:
     port: int
     metrics_port: int | None
     kserve: KServeModels
+    auth: Authenticator
     rest: RestServer | None = None
     stopped: bool = False
 
@@ -68,14 +71,23 @@ class RunningServer:
 
 
 def create_server(config: ServerConfig) -> RunningServer:
-    """Opens the registry, loads every task's current version, and starts serving on config.host:config.port."""
+    """Opens the registry, loads every task's current version, and starts serving on config.host:config.port.
+    Without a tokens file it binds only a loopback address, unless `config.insecure` says otherwise."""
+    auth = Authenticator(config.tokens_file)
+    if not auth.enabled and not config.loopback:
+        if not config.insecure:
+            raise PermissionError(
+                f"refusing to serve on {config.host} without authentication: give a tokens file (--tokens-file; "
+                f"`munet-serve tokens create` makes one) or, to serve an open server to the network, --insecure")
+        logger.warning("SERVING %s WITHOUT AUTHENTICATION (--insecure): anyone who reaches the port may delete tasks, "
+                       "roll them back and publish paths", config.host)
     env = ort_environment(config.device, config.intra_op_threads)
     metrics = ServerMetrics()
     core = ServeCore(config, env, metrics)
     core.start()
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="munet-rpc"),
-        interceptors=[ErrorMappingInterceptor()],
+        interceptors=[ErrorMappingInterceptor(), AuthInterceptor(auth)],
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", config.max_message_bytes),
@@ -95,7 +107,7 @@ def create_server(config: ServerConfig) -> RunningServer:
         core.close()
         raise OSError(f"could not bind {config.host}:{config.port}")
     try:
-        rest = start_rest(kserve, metrics, config.host, config.http_port) if config.http_port is not None else None
+        rest = None if config.http_port is None else start_rest(kserve, metrics, auth, config.host, config.http_port)
     except OSError:
         core.close()
         raise
@@ -106,12 +118,14 @@ def create_server(config: ServerConfig) -> RunningServer:
     logger.info("serving on %s:%d (providers %s%s%s)", config.host, port, ", ".join(env.providers),
                 f", metrics on :{metrics_port}" if metrics_port else "",
                 f", KServe v2 HTTP on :{rest.port}" if rest else "")
-    return RunningServer(config, core, server, health_servicer, port, metrics_port, kserve, rest)
+    return RunningServer(config, core, server, health_servicer, port, metrics_port, kserve, auth, rest)
 
 
 def serve_until_signalled(config: ServerConfig, stop: threading.Event) -> None:
     """Runs a server until `stop` is set (the entry point sets it on SIGINT/SIGTERM)."""
     running = create_server(config)
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: running.auth.reload())  # the tokens file, reread
     try:
         stop.wait()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class ServerConfig:
     max_dataset_bytes: int = 4096 * MIB  # decoded pixels of one registered dataset
     max_upload_bytes: int = 4096 * MIB  # component files streamed in one call
     max_status_bytes: int = 1 * MIB  # the evolver state of one task's status, as JSON
+    max_labels: int = 10_000  # labels of one task (each needs training examples, and the head grows with them)
     device: str = "auto"  # "auto", "cpu" or "cuda"
     intra_op_threads: int = 0  # 0: one per core
     max_batch_images: int = 64  # images one component run may take (dynamic and cross-task batching)
@@ -61,15 +63,19 @@ class ServerConfig:
     http_port: int | None = None  # the KServe v2 HTTP/REST endpoint (with /metrics); None: off, 0: a free port
     metrics_port: int | None = None  # Prometheus /metrics over HTTP; None: off, 0: a free port
     reflection: bool = True
+    tokens_file: Path | None = None  # bearer tokens with roles (server/auth.py); None: auth off, loopback only
+    insecure: bool = False  # allow binding beyond loopback without a tokens file
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
+        if self.tokens_file is not None:
+            object.__setattr__(self, "tokens_file", Path(self.tokens_file))
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {self.port}")
         for name in ("max_workers", "max_message_bytes", "max_images_per_request", "max_dataset_bytes",
-                     "max_upload_bytes", "max_status_bytes"):
+                     "max_upload_bytes", "max_status_bytes", "max_labels"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_loaded_versions < 0:
@@ -82,6 +88,16 @@ class ServerConfig:
             _ = self.batching
         except ValueError as e:
             raise ValueError(f"bad batching setting (max_batch_images / batch_delay_ms / batch_workers): {e}") from e
+
+    @property
+    def loopback(self) -> bool:
+        """Whether `host` reaches this machine alone."""
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
     @property
     def batching(self) -> BatchingConfig:

@@ -123,6 +123,12 @@ class DatasetBuilder:
                     f"the {s.name.lower()} split is empty ({len(labels)} examples); add examples"
                     + ("" if self._splits[0] == 0 else f" with split {s.name}")
                 )
+        untrained = sorted(set(range(self.num_labels)) - set(labels[splits == Split.TRAIN].tolist()))
+        if untrained:
+            shown = ", ".join(map(str, untrained[:10])) + (f" and {len(untrained) - 10} more" if len(untrained) > 10
+                                                            else "")
+            raise InvalidArgumentError(f"{len(untrained)} of the {self.num_labels} labels have no training examples "
+                                       f"(label indices {shown}); every label needs at least one")
         data = write_dataset(images, labels, splits)
         record = DatasetRecord(
             id=sha256_hex(data),

@@ -59,6 +59,9 @@ class Tasks:
             raise InvalidArgumentError(
                 f"task {name!r}: labels must be at least 2 distinct non-empty names, got {labels}"
             )
+        if len(labels) > self._config.max_labels:
+            raise InvalidArgumentError(f"task {name!r} has {len(labels)} labels; the limit is "
+                                       f"{self._config.max_labels} (the server's max_labels)")
         if self._registry.has_task(name):
             raise AlreadyExistsError(f"task {name!r} already exists")
         if spec.image_size > MAX_IMAGE_SIZE:

@@ -98,6 +98,10 @@ def test_task_errors(start_server, tmp_path: Path) -> None:
         expect(INVALID, r"the dataset has no examples", client.register_task, "u", ["a", "b"], [], [])
         expect(INVALID, r"the test split is empty", client.register_task, "u", ["a", "b"], images[:2], [0, 1],
                splits=[1, 2])
+        expect(INVALID, r"1 of the 3 labels have no training examples \(label indices 2\)", client.register_task,
+               "u", ["a", "b", "c"], images, labels)
+        expect(INVALID, r"task 'u' has 10001 labels; the limit is 10000", client.register_task, "u",
+               [f"l{i}" for i in range(10_001)], images, labels)
         expect(grpc.StatusCode.RESOURCE_EXHAUSTED, r"over the limit of 65,536 bytes of decoded pixels",
                client.register_task, "big", ["a", "b"], [np.zeros((64, 64), np.uint8)] * 8, [0, 1] * 4)
         expect(grpc.StatusCode.FAILED_PRECONDITION, r"task 't' is not servable yet: its state is pending",

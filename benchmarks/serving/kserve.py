@@ -55,7 +55,7 @@ class ProtocolRun:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "throughput_rps": float(np.median(self.throughputs)),
+            "throughput_rps": float(np.median(self.throughputs)) if self.throughputs else 0.0,
             "round_throughputs_rps": self.throughputs,
             "p50_ms": float(np.percentile(self.latencies_ms, 50)) if self.latencies_ms else None,
             "p99_ms": float(np.percentile(self.latencies_ms, 99)) if self.latencies_ms else None,
@@ -117,8 +117,8 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for name, label in ((NATIVE, "native Predict"), (KSERVE, "KServe v2 ModelInfer")):
         s = report[name]
-        lines.append(f"| {label} | {s['throughput_rps']:.1f} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | "
-                     f"{s['requests']} | {s['failed']} |")
+        p50, p99 = (f"{v:.1f}" if v is not None else "-" for v in (s["p50_ms"], s["p99_ms"]))
+        lines.append(f"| {label} | {s['throughput_rps']:.1f} | {p50} | {p99} | {s['requests']} | {s['failed']} |")
     met = "met" if report["ratio"] >= report["target_ratio"] else "not met"
     lines += ["", f"ModelInfer / native: {report['ratio']:.2f}x (rounds: "
                   f"{', '.join(f'{r:.2f}' for r in report['round_ratios'])}); target >= "

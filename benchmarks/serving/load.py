@@ -128,6 +128,7 @@ def closed_loop(
         raise ValueError("concurrency and batch must be >= 1 and duration_s > 0")
     probabilities = zipf_weights(len(tasks), zipf_exponent)
     pools = {t: images(t) for t in tasks}
+    _Sender(target, protocol).close()  # a protocol or client that cannot start fails here, not in every thread
     lock = threading.Lock()
     result = LoadResult(seconds=0.0, latencies_ms=[], failed=0)
     start_gate = threading.Barrier(concurrency + 1)

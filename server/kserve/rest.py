@@ -29,12 +29,15 @@ from prometheus_client import make_asgi_app
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from munet_serve.errors import InvalidArgumentError, MunetError, UnimplementedError
 
+from ..auth import Authenticator, http_role
 from ..metrics import ServerMetrics
 from . import tensors
 from .models import InferRequest, InferResponse, InputTensor, KServeModels, RequestedOutput
@@ -44,7 +47,8 @@ logger = logging.getLogger(__name__)
 HEADER_LENGTH = "Inference-Header-Content-Length"
 HTTP_STATUS = {  # a MunetError's gRPC code as an HTTP status
     "NOT_FOUND": 404, "INVALID_ARGUMENT": 400, "UNAVAILABLE": 503, "UNIMPLEMENTED": 501, "ALREADY_EXISTS": 409,
-    "FAILED_PRECONDITION": 400, "RESOURCE_EXHAUSTED": 400, "DEADLINE_EXCEEDED": 504,
+    "FAILED_PRECONDITION": 400, "RESOURCE_EXHAUSTED": 400, "DEADLINE_EXCEEDED": 504, "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
 }
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -92,8 +96,8 @@ async def _json(request: Request) -> dict[str, Any]:
     return value
 
 
-def build_app(models: KServeModels, metrics: ServerMetrics) -> Starlette:
-    """The ASGI app of the endpoint."""
+def build_app(models: KServeModels, metrics: ServerMetrics, auth: Authenticator | None = None) -> Starlette:
+    """The ASGI app of the endpoint; with `auth`, every request's bearer token is checked (server/auth.py)."""
 
     async def live(request: Request) -> Response:
         return _ok(True)
@@ -176,7 +180,18 @@ def build_app(models: KServeModels, metrics: ServerMetrics) -> Starlette:
         return JSONResponse({"error": f"{request.method} {request.url.path}: {exc.detail}"},
                             status_code=exc.status_code)
 
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    middleware = []
+    if auth is not None and auth.enabled:
+        async def authenticate(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+            try:
+                auth.check(http_role(request.method, request.url.path), request.headers.get("authorization"),
+                           f"{request.method} {request.url.path}")
+            except MunetError as e:
+                return error_response(e)
+            return await call_next(request)
+
+        middleware.append(Middleware(BaseHTTPMiddleware, dispatch=authenticate))
+    return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, middleware=middleware)
 
 
 # --- infer bodies -----------------------------------------------------------------------------------------------------
@@ -301,7 +316,8 @@ class RestServer:
         self.thread.join(timeout=grace + 5)
 
 
-def start_rest(models: KServeModels, metrics: ServerMetrics, host: str, port: int) -> RestServer:
+def start_rest(models: KServeModels, metrics: ServerMetrics, auth: Authenticator | None, host: str,
+               port: int) -> RestServer:
     """Binds host:port (OSError if it cannot) and serves the endpoint there from a thread of its own."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -312,7 +328,7 @@ def start_rest(models: KServeModels, metrics: ServerMetrics, host: str, port: in
     except OSError as e:
         sock.close()
         raise OSError(f"could not bind the HTTP endpoint to {host}:{port}: {e}") from e
-    config = uvicorn.Config(build_app(models, metrics), log_level="warning", access_log=False, lifespan="off",
+    config = uvicorn.Config(build_app(models, metrics, auth), log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=5)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="munet-http", daemon=True)

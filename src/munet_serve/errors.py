@@ -19,7 +19,9 @@ __all__ = [
     "NotFoundError",
     "ResourceExhaustedError",
     "UnavailableError",
+    "UnauthenticatedError",
     "UnimplementedError",
+    "PermissionDeniedError",
     "from_status",
     "task_not_found",
 ]
@@ -72,6 +74,18 @@ class DeadlineExceededError(MunetError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class UnauthenticatedError(MunetError):
+    """No token, or one the server does not know (the message never echoes it)."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDeniedError(MunetError):
+    """A known token whose roles do not allow the call."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class UnimplementedError(MunetError):
     """The call is part of a protocol munet-serve speaks but is not one it serves (KServe v2 shared memory, ...)."""
 
@@ -95,6 +109,8 @@ _BY_CODE: dict[grpc.StatusCode, type[MunetError]] = {
         UnavailableError,
         DeadlineExceededError,
         UnimplementedError,
+        UnauthenticatedError,
+        PermissionDeniedError,
         InternalError,
     )
 }
