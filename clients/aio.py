@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import grpc
@@ -13,7 +14,15 @@ from . import calls
 from .errors import from_rpc_error
 from .steps import Call, Session, Sleep, Step, Steps, Stream, Watch
 from .streams import RequestStream, failure
-from .transport import CHANNEL_OPTIONS, DEFAULT_TARGET, Transport, as_method, step_result, watch_item
+from .transport import (
+    CHANNEL_OPTIONS,
+    DEFAULT_TARGET,
+    Transport,
+    as_method,
+    channel_credentials,
+    step_result,
+    watch_item,
+)
 
 __all__ = ["AsyncClient", "AsyncTransport"]
 
@@ -26,10 +35,16 @@ A = TypeVar("A", bound="AsyncTransport")
 class AsyncTransport(Transport):
     """Runs calls' steps on a grpc.aio channel; a failed RPC raises its munet_serve.errors class in the call."""
 
-    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = None,
-                 token: str | None = None) -> None:
-        """`token`: the bearer token every call carries (default: $MUNET_SERVE_TOKEN, if set)."""
-        super().__init__(grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS), target, timeout, token)
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = None, token: str | None = None,
+                 tls_ca: str | Path | None = None, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None) -> None:
+        """`token`: the bearer token every call carries (default: $MUNET_SERVE_TOKEN, if set). `tls_ca`: connect
+        with TLS, trusting this CA file (default: $MUNET_SERVE_TLS_CA, if set); `tls_cert` and `tls_key`: the
+        client certificate a server with mutual TLS asks for."""
+        credentials = channel_credentials(tls_ca, tls_cert, tls_key)
+        channel = (grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) if credentials is None
+                   else grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS))
+        super().__init__(channel, target, timeout, token)
 
     async def close(self) -> None:
         await self._channel.close()

@@ -5,6 +5,8 @@
   munet-serve tasks register|list|show|watch|delete
   munet-serve versions list|rollback
   munet-serve datasets list                the built-in datasets (munet_serve.builtin) and whether each can be built
+  munet-serve tokens create|list|revoke    the server's bearer tokens
+  munet-serve check | backup DEST          verify a data dir; copy it consistently while it is served
 
 `serve` and `evolve` hand their arguments to the server's and the evolver's own entry points, so this module imports
 neither (the client side needs no torch).
@@ -43,7 +45,7 @@ DELEGATED = {"serve": _server_main, "evolve": _evolver_main}
 
 
 SERVER_COMMANDS = ("predict", "tasks", "versions")
-SERVER_OPTIONS = {"server": DEFAULT_TARGET, "timeout": None, "token": None}  # their options, with the defaults
+SERVER_OPTIONS = {"server": DEFAULT_TARGET, "timeout": None, "token": None, "tls_ca": None}  # with the defaults
 
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +54,8 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", default=argparse.SUPPRESS,
                         help=f"server address (default {DEFAULT_TARGET}, or $MUNET_SERVE_SERVER)")
     parser.add_argument("--timeout", type=float, default=argparse.SUPPRESS, help="per-call deadline in seconds")
+    parser.add_argument("--tls-ca", default=argparse.SUPPRESS,
+                        help="connect with TLS, trusting this CA file (default $MUNET_SERVE_TLS_CA)")
     parser.add_argument("--token", default=argparse.SUPPRESS,
                         help="bearer token to send (default $MUNET_SERVE_TOKEN; see munet-serve tokens)")
 
@@ -126,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token_commands.add_parser("revoke", help="remove a token (the server drops it on SIGHUP or restart)")
     revoke.add_argument("name")
 
+    from . import datadir
+
+    datadir.add_arguments(commands)
+
     datasets_parser = commands.add_parser("datasets", help="the built-in datasets")
     dataset_commands = datasets_parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     dataset_commands.add_parser("list", help="names, classes, and whether each can be built here (no server needed)")
@@ -156,7 +164,11 @@ def main(argv: list[str] | None = None) -> int:
             return _datasets_list(args)
         if args.command == "tokens":
             return _tokens(args)
-        with Client(args.server, timeout=args.timeout, token=args.token) as client:
+        if args.command in ("check", "backup"):
+            from . import datadir
+
+            return datadir.check(args) if args.command == "check" else datadir.backup(args)
+        with Client(args.server, timeout=args.timeout, token=args.token, tls_ca=args.tls_ca) as client:
             return COMMANDS[(args.command, getattr(args, "action", None))](client, args)
     except MunetError as e:
         console.print(f"[red]error:[/] {escape(e.describe())}")

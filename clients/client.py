@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
 
 import grpc
@@ -18,6 +19,7 @@ from .transport import (
     MAX_MESSAGE_BYTES,
     Transport,
     as_method,
+    channel_credentials,
     step_result,
     watch_item,
 )
@@ -52,10 +54,16 @@ class TaskWatch(Generic[T]):
 class SyncTransport(Transport):
     """Runs calls' steps on a blocking channel; a failed RPC raises its munet_serve.errors class in the call."""
 
-    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = None,
-                 token: str | None = None) -> None:
-        """`token`: the bearer token every call carries (default: $MUNET_SERVE_TOKEN, if set)."""
-        super().__init__(grpc.insecure_channel(target, options=CHANNEL_OPTIONS), target, timeout, token)
+    def __init__(self, target: str = DEFAULT_TARGET, *, timeout: float | None = None, token: str | None = None,
+                 tls_ca: str | Path | None = None, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None) -> None:
+        """`token`: the bearer token every call carries (default: $MUNET_SERVE_TOKEN, if set). `tls_ca`: connect
+        with TLS, trusting this CA file (default: $MUNET_SERVE_TLS_CA, if set); `tls_cert` and `tls_key`: the
+        client certificate a server with mutual TLS asks for."""
+        credentials = channel_credentials(tls_ca, tls_cert, tls_key)
+        channel = (grpc.insecure_channel(target, options=CHANNEL_OPTIONS) if credentials is None
+                   else grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS))
+        super().__init__(channel, target, timeout, token)
 
     def close(self) -> None:
         self._channel.close()

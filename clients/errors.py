@@ -10,6 +10,7 @@ import grpc
 
 from munet_serve.errors import (
     AlreadyExistsError,
+    DataLossError,
     DeadlineExceededError,
     FailedPreconditionError,
     InternalError,
@@ -26,6 +27,7 @@ from munet_serve.errors import (
 
 __all__ = [
     "AlreadyExistsError",
+    "DataLossError",
     "DeadlineExceededError",
     "FailedPreconditionError",
     "InternalError",

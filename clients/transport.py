@@ -8,12 +8,17 @@ import inspect
 import os
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
+
+import grpc
 
 from .steps import ClientTimeout, Timeout
 
 DEFAULT_TARGET = os.environ.get("MUNET_SERVE_SERVER", "127.0.0.1:50051")
 TOKEN_ENV = "MUNET_SERVE_TOKEN"  # the bearer token a client sends when it is given none
+TLS_CA_ENV = "MUNET_SERVE_TLS_CA"  # the CA file a client trusts when it is given none (set: the channel uses TLS)
+TLS_CERT_ENV, TLS_KEY_ENV = "MUNET_SERVE_TLS_CERT", "MUNET_SERVE_TLS_KEY"  # the client certificate for mutual TLS
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -27,6 +32,25 @@ def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     """The call metadata that carries a token: `token`, else $MUNET_SERVE_TOKEN, else none."""
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def channel_credentials(tls_ca: str | Path | None = None, tls_cert: str | Path | None = None,
+                        tls_key: str | Path | None = None) -> grpc.ChannelCredentials | None:
+    """TLS credentials trusting `tls_ca` (else $MUNET_SERVE_TLS_CA), with a client certificate for mutual TLS if
+    `tls_cert` and `tls_key` are given (else $MUNET_SERVE_TLS_CERT and $MUNET_SERVE_TLS_KEY); None for a plaintext
+    channel."""
+    ca = tls_ca if tls_ca is not None else os.environ.get(TLS_CA_ENV) or None
+    tls_cert = tls_cert if tls_cert is not None else os.environ.get(TLS_CERT_ENV) or None
+    tls_key = tls_key if tls_key is not None else os.environ.get(TLS_KEY_ENV) or None
+    if ca is None and tls_cert is None and tls_key is None:
+        return None
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("a client certificate needs both tls_cert and tls_key")
+    return grpc.ssl_channel_credentials(
+        root_certificates=Path(ca).read_bytes() if ca is not None else None,
+        private_key=Path(tls_key).read_bytes() if tls_key is not None else None,
+        certificate_chain=Path(tls_cert).read_bytes() if tls_cert is not None else None,
+    )
 
 
 class Transport:

@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens-file", type=Path, default=os.environ.get("MUNET_SERVE_TOKENS_FILE") or None,
                         help="serve with bearer tokens (munet-serve tokens); up gives its evolver a token of its own")
     parser.add_argument("--insecure", action="store_true", help="passed to the server: no auth beyond loopback")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="passed to the server: TLS on its ports")
+    parser.add_argument("--tls-key", type=Path, default=None, help="passed to the server: the key of --tls-cert")
+    parser.add_argument("--tls-ca", type=Path, default=None,
+                        help="the CA up and its evolver trust (default: --tls-cert itself, as for a self-signed one)")
     parser.add_argument("--http-port", type=int, default=None,
                         help="serve the KServe v2 HTTP/REST protocol on this port too (conventionally 8000)")
     parser.add_argument("--demo", action="store_true",
@@ -78,12 +82,18 @@ def run(args: argparse.Namespace, evolver_args: list[str]) -> int:
         server_argv += ["--http-port", str(args.http_port)]
     if args.insecure:
         server_argv += ["--insecure"]
-    own_token, evolver_env = None, None
+    own_token, evolver_env, tls_ca = None, dict(os.environ), None
     if args.tokens_file is not None:
         server_argv += ["--tokens-file", str(args.tokens_file)]
         own_token = _fresh_token(args.tokens_file, UP_TOKEN, ("manage", "predict"))
-        evolver_env = {**os.environ, "MUNET_SERVE_TOKEN": _fresh_token(args.tokens_file, UP_EVOLVER_TOKEN,
-                                                                       ("evolver",))}
+        evolver_env["MUNET_SERVE_TOKEN"] = _fresh_token(args.tokens_file, UP_EVOLVER_TOKEN, ("evolver",))
+    if args.tls_cert is not None or args.tls_key is not None:
+        if args.tls_cert is None or args.tls_key is None:
+            console.print("[red]TLS needs both --tls-cert and --tls-key[/]")
+            return 2
+        server_argv += ["--tls-cert", str(args.tls_cert), "--tls-key", str(args.tls_key)]
+        tls_ca = args.tls_ca or args.tls_cert
+        evolver_env["MUNET_SERVE_TLS_CA"] = str(tls_ca)
     if args.demo and not evolver_args:
         evolver_args = DEMO_EVOLVER_ARGS
     if "--cache-dir" not in evolver_args:
@@ -94,7 +104,7 @@ def run(args: argparse.Namespace, evolver_args: list[str]) -> int:
     evolver: subprocess.Popen | None = None
     code = 0
     try:
-        with Client(target, token=own_token) as client:
+        with Client(target, token=own_token, tls_ca=tls_ca) as client:
             client.wait_ready(timeout=120)
             console.print(f"server ready on {target} (data in {args.data_dir})")
             evolver = _spawn(["munet_serve.evolver", "--server", target, *evolver_args], evolver_env)

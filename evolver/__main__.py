@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the evolver: build or fetch the root, then seed every pending task and publish its paths.",
     )
     p.add_argument("--server", default="127.0.0.1:50051", help="server address HOST:PORT (default %(default)s)")
+    p.add_argument("--tls-ca", default=None,
+                   help="connect with TLS, trusting this CA file (default $MUNET_SERVE_TLS_CA)")
     p.add_argument("--token", default=None,
                    help="bearer token with the evolver role (default $MUNET_SERVE_TOKEN; see munet-serve tokens)")
     root = p.add_argument_group("root (used only when the server has no root yet)")
@@ -192,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if stop.is_set():
         return 0
     try:
-        with Client(target=config.server, token=args.token) as client:
+        with Client(target=config.server, token=args.token, tls_ca=args.tls_ca) as client:
             client.wait_ready(timeout=30.0)
             evolver = Evolver(config, client)
             if config.once:

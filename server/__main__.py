@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens-file", type=Path, default=os.environ.get("MUNET_SERVE_TOKENS_FILE") or None,
                         help="bearer tokens with roles (munet-serve tokens create); reread on SIGHUP. Without one the "
                              "server is open and binds only loopback addresses")
+    parser.add_argument("--tls-cert", type=Path, default=None,
+                        help="PEM certificate chain: TLS on the gRPC and HTTP ports")
+    parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+    parser.add_argument("--tls-client-ca", type=Path, default=None,
+                        help="PEM CA certificates: mutual TLS (clients must show a certificate this CA signed)")
     parser.add_argument("--insecure", action="store_true",
                         help="serve beyond loopback without a tokens file (anyone reaching the port may change it)")
     parser.add_argument("--max-loaded-versions", type=int, default=4,
@@ -53,6 +58,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         http_port=args.http_port,
         tokens_file=args.tokens_file,
         insecure=args.insecure,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
         max_loaded_versions=args.max_loaded_versions,
         max_workers=args.max_workers,
         max_batch_images=args.max_batch,
@@ -72,8 +80,8 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     try:
         serve_until_signalled(config_from_args(args), stop)
-    except PermissionError as e:  # binding beyond loopback without auth
-        logging.getLogger(__name__).error("%s", e)
+    except (ValueError, OSError) as e:  # a bad setting, an unreadable TLS file, a port taken, no auth beyond loopback
+        logging.getLogger(__name__).error("cannot serve: %s", e)
         return 2
     return 0
 

@@ -102,12 +102,14 @@ def create_server(config: ServerConfig) -> RunningServer:
         files = (*FILES, health_pb2.DESCRIPTOR, reflection_pb2.DESCRIPTOR)
         reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server,
                                             pool=reflection_pool(files))
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    address = f"{config.host}:{config.port}"
+    port = server.add_secure_port(address, server_credentials(config)) if config.tls else \
+        server.add_insecure_port(address)
     if port == 0:
         core.close()
         raise OSError(f"could not bind {config.host}:{config.port}")
     try:
-        rest = None if config.http_port is None else start_rest(kserve, metrics, auth, config.host, config.http_port)
+        rest = None if config.http_port is None else start_rest(kserve, metrics, auth, config)
     except OSError:
         core.close()
         raise
@@ -115,10 +117,19 @@ def create_server(config: ServerConfig) -> RunningServer:
     server.start()
     for name in ("", *service_names):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    logger.info("serving on %s:%d (providers %s%s%s)", config.host, port, ", ".join(env.providers),
+    logger.info("serving on %s:%d%s (providers %s%s%s)", config.host, port, " with TLS" if config.tls else "",
+                ", ".join(env.providers),
                 f", metrics on :{metrics_port}" if metrics_port else "",
                 f", KServe v2 HTTP on :{rest.port}" if rest else "")
     return RunningServer(config, core, server, health_servicer, port, metrics_port, kserve, auth, rest)
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials:
+    """TLS with the configured certificate and key; with a client CA, clients must show a certificate it signed."""
+    assert config.tls_cert is not None and config.tls_key is not None
+    ca = config.tls_client_ca.read_bytes() if config.tls_client_ca is not None else None
+    return grpc.ssl_server_credentials([(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+                                       root_certificates=ca, require_client_auth=ca is not None)
 
 
 def serve_until_signalled(config: ServerConfig, stop: threading.Event) -> None:

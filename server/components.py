@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 
 from munet_serve.errors import NotFoundError
 
+from .integrity import StoredFiles
 from .live import LiveRoutes
 from .ort_env import OrtEnvironment, check_loadable
 from .records import ComponentPaths, ComponentRecord, ComponentUpload, RootRecord, StoredComponents
@@ -16,9 +17,10 @@ from .uploads import verify_component
 class Components:
     """Components by id, and the one root of the server."""
 
-    def __init__(self, env: OrtEnvironment, registry: Registry, live: LiveRoutes) -> None:
+    def __init__(self, env: OrtEnvironment, registry: Registry, files: StoredFiles, live: LiveRoutes) -> None:
         self._env = env
         self._registry = registry
+        self._files = files
         self._live = live
 
     def store(self, uploads: Iterable[ComponentUpload]) -> StoredComponents:
@@ -42,7 +44,7 @@ class Components:
 
     def files(self, id: str) -> ComponentPaths:
         record = self._registry.get_component(id)
-        return ComponentPaths(record, self._registry.weights_path(record.id), self._registry.onnx_path(record.id))
+        return ComponentPaths(record, self._files.weights(record.id), self._files.onnx(record.id))
 
     def root(self) -> RootRecord:
         root = self._registry.get_root()

@@ -65,11 +65,19 @@ class ServerConfig:
     reflection: bool = True
     tokens_file: Path | None = None  # bearer tokens with roles (server/auth.py); None: auth off, loopback only
     insecure: bool = False  # allow binding beyond loopback without a tokens file
+    tls_cert: Path | None = None  # PEM certificate chain: TLS on the gRPC and HTTP ports (with tls_key)
+    tls_key: Path | None = None  # PEM private key
+    tls_client_ca: Path | None = None  # PEM CA certificates: mutual TLS, clients must show a certificate it signed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
-        if self.tokens_file is not None:
-            object.__setattr__(self, "tokens_file", Path(self.tokens_file))
+        for name in ("tokens_file", "tls_cert", "tls_key", "tls_client_ca"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both tls_cert and tls_key")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
         if not 0 <= self.port <= 65535:
@@ -88,6 +96,10 @@ class ServerConfig:
             _ = self.batching
         except ValueError as e:
             raise ValueError(f"bad batching setting (max_batch_images / batch_delay_ms / batch_workers): {e}") from e
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
 
     @property
     def loopback(self) -> bool:

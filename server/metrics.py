@@ -38,6 +38,10 @@ class ServerMetrics:
             "munet_batch_tasks", "Distinct tasks per component run (above 1: cross-task batching)", ["kind"],
             buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry,
         )
+        self.corrupt_files = Counter(
+            "munet_corrupt_files", "Stored files refused because they do not match their content address, by area",
+            ["area"], registry=self.registry,
+        )
         self._http: WSGIServer | None = None
 
     def serve_http(self, host: str, port: int) -> int:

@@ -59,6 +59,7 @@ class ComponentRecord:
     onnx_bytes: int
     weights_bytes: int
     created_at: float = 0.0
+    onnx_sha256: str = ""  # the ONNX graph's hash (the id is the weights'): checked before a session loads it
 
 
 @dataclass(frozen=True)

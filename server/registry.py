@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from munet_serve.artifacts import ComponentKind
+from munet_serve.artifacts import ComponentKind, sha256_file
 from munet_serve.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError, task_not_found
 from munet_serve.imaging import InputSpec
 
@@ -33,7 +33,7 @@ from .records import (
     VersionRecord,
 )
 
-SCHEMA_VERSION = 2  # 2: tasks.unloaded
+SCHEMA_VERSION = 3  # 2: tasks.unloaded; 3: components.onnx_sha256
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS datasets (
@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE TABLE IF NOT EXISTS components (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, lineage TEXT NOT NULL,
     num_params INTEGER NOT NULL, parity_max_abs_error REAL NOT NULL, onnx_bytes INTEGER NOT NULL,
-    weights_bytes INTEGER NOT NULL, created_at REAL NOT NULL);
+    weights_bytes INTEGER NOT NULL, created_at REAL NOT NULL, onnx_sha256 TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS versions (
     task TEXT NOT NULL REFERENCES tasks(name) ON DELETE CASCADE, version INTEGER NOT NULL,
     components TEXT NOT NULL, hparams TEXT NOT NULL, metrics TEXT NOT NULL, input TEXT NOT NULL,
@@ -88,11 +88,22 @@ class Registry:
             columns = {r["name"] for r in db.execute("PRAGMA table_info(tasks)")}
             if "unloaded" not in columns:  # a data dir of schema 1
                 db.execute("ALTER TABLE tasks ADD COLUMN unloaded INTEGER NOT NULL DEFAULT 0")
+            if "onnx_sha256" not in {r["name"] for r in db.execute("PRAGMA table_info(components)")}:  # schema < 3
+                db.execute("ALTER TABLE components ADD COLUMN onnx_sha256 TEXT NOT NULL DEFAULT ''")
+                self._record_onnx_hashes(db)
             db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def _record_onnx_hashes(self, db: sqlite3.Connection) -> None:
+        """Upgrading to schema 3: the ONNX graphs stored before it get the hash they have now (a component's id
+        addresses its weights; its graph's hash was not kept before). A missing graph keeps '' and fails its check."""
+        for (cid,) in db.execute("SELECT id FROM components WHERE onnx_sha256 = ''").fetchall():
+            path = self.onnx_path(cid)
+            if path.exists():
+                db.execute("UPDATE components SET onnx_sha256 = ? WHERE id = ?", (sha256_file(path), cid))
 
     class _Txn:
         def __init__(self, registry: Registry) -> None:
@@ -229,10 +240,11 @@ class Registry:
     def _insert_components(db: sqlite3.Connection, records: Iterable[ComponentRecord]) -> None:
         now = time.time()
         db.executemany(
-            "INSERT OR IGNORE INTO components VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO components (id, kind, config, lineage, num_params, parity_max_abs_error, "
+            "onnx_bytes, weights_bytes, created_at, onnx_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (r.id, r.kind.value, json.dumps(r.config), json.dumps(r.lineage), r.num_params,
-                 r.parity_max_abs_error, r.onnx_bytes, r.weights_bytes, now)
+                 r.parity_max_abs_error, r.onnx_bytes, r.weights_bytes, now, r.onnx_sha256)
                 for r in records
             ],
         )
@@ -378,6 +390,7 @@ class Registry:
             onnx_bytes=r["onnx_bytes"],
             weights_bytes=r["weights_bytes"],
             created_at=r["created_at"],
+            onnx_sha256=r["onnx_sha256"],
         )
 
     @staticmethod

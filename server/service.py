@@ -9,6 +9,7 @@ parts with plain records (records.py) and they answer with plain records or rais
 - `events` (events.py): the task events WatchTasks streams.
 - `repository` (repository.py): every task's serving state; taking one out of service and back (unload, load).
 - `statistics` (statistics.py): the inference statistics of every task's versions.
+- `files` (integrity.py): stored files, each checked against its content address before it is read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .batching import Batcher
 from .components import Components
 from .config import ServerConfig
 from .events import EventHub
+from .integrity import StoredFiles
 from .live import LiveRoutes
 from .metrics import ServerMetrics
 from .ort_env import OrtEnvironment
@@ -40,16 +42,17 @@ class ServeCore:
         self.registry = Registry(config.data_dir)
         self.events = EventHub()
         ops = value_ops(env)
-        self.live = LiveRoutes(self.registry, SessionPool(env, self.registry.onnx_path), ops, metrics,
+        self.files = StoredFiles(self.registry, metrics)
+        self.live = LiveRoutes(self.registry, SessionPool(env, self.files.onnx), ops, metrics,
                                env.providers, fuse_segments=config.fuse_segments,
                                max_versions=config.max_loaded_versions)
         self.statistics = Statistics()
         self.predictor = Predictor(self.registry, self.live, Batcher(config.batching, ops, batch_metrics(metrics)),
                                    self.statistics)
-        self.tasks = Tasks(config, self.registry, self.live, self.events, self.statistics)
+        self.tasks = Tasks(config, self.registry, self.files, self.live, self.events, self.statistics)
         self.repository = Repository(self.registry, self.live)
-        self.versions = Versions(self.registry, self.live, self.tasks, self.events)
-        self.components = Components(env, self.registry, self.live)
+        self.versions = Versions(self.registry, self.files, self.live, self.tasks, self.events)
+        self.components = Components(env, self.registry, self.files, self.live)
 
     def start(self) -> None:
         """Loads the current version of every task, so a restarted server serves exactly what was current."""

@@ -79,7 +79,7 @@ class SessionPool:
 
     def acquire(self, segments: Sequence[Segment]) -> list[LoadedSegment]:
         """Returns the sessions of the segments in order, loading the missing ones; each is counted once more in
-        use. Raises InvalidArgumentError if a component cannot be loaded."""
+        use. Raises InvalidArgumentError if a component cannot be loaded, DataLossError if its file is corrupted."""
         acquired: list[LoadedSegment] = []
         try:
             for segment in segments:
@@ -126,15 +126,16 @@ class SessionPool:
             return list(self._loaded.values())
 
     def _load(self, segment: tuple[tuple[str, ComponentKind], ...]) -> LoadedSegment:
+        paths = [self._onnx_path(cid) for cid, _ in segment]  # checked files: DataLossError for a corrupted one
         if len(segment) == 1:
             cid = segment[0][0]
             try:
-                session = self._env.create_session(self._onnx_path(cid))
+                session = self._env.create_session(paths[0])
             except Exception as e:  # noqa: BLE001 - ORT raises several types
                 raise InvalidArgumentError(f"component {cid} could not be loaded by ONNX Runtime: {e}") from e
         else:
             try:
-                graph = fuse([onnx.load(str(self._onnx_path(cid))) for cid, _ in segment]).SerializeToString()
+                graph = fuse([onnx.load(str(path)) for path in paths]).SerializeToString()
                 session = self._env.create_session(graph)
             except Exception as e:  # noqa: BLE001 - FuseError, protobuf's 2 GiB limit, ORT's several types
                 raise _Unfusable(str(e)) from e

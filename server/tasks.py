@@ -18,6 +18,7 @@ from .accounting import account
 from .config import ServerConfig
 from .datasets import DatasetBuilder, SplitPolicy
 from .events import EventHub, TaskEvent
+from .integrity import StoredFiles
 from .live import LiveRoutes
 from .records import DatasetFile, Example, TaskListing, TaskSpec, TaskView
 from .registry import Registry
@@ -40,10 +41,11 @@ def check_task_name(name: str) -> str:
 class Tasks:
     """The tasks a server holds, with their datasets and the evolver's status of each."""
 
-    def __init__(self, config: ServerConfig, registry: Registry, live: LiveRoutes, events: EventHub,
-                 statistics: Statistics) -> None:
+    def __init__(self, config: ServerConfig, registry: Registry, files: StoredFiles, live: LiveRoutes,
+                 events: EventHub, statistics: Statistics) -> None:
         self._config = config
         self._registry = registry
+        self._files = files
         self._live = live
         self._events = events
         self._statistics = statistics
@@ -130,4 +132,4 @@ class Tasks:
 
     def dataset(self, name: str) -> DatasetFile:
         task = self._registry.get_task(name)
-        return DatasetFile(self._registry.get_dataset(task.dataset_id), self._registry.dataset_path(task.dataset_id))
+        return DatasetFile(self._registry.get_dataset(task.dataset_id), self._files.dataset(task.dataset_id))

@@ -39,5 +39,6 @@ def verify_component(upload: ComponentUpload) -> ComponentFiles:
         parity_max_abs_error=upload.parity_max_abs_error,
         onnx_bytes=len(onnx),
         weights_bytes=len(weights),
+        onnx_sha256=sha256_hex(onnx),
     )
     return ComponentFiles(record=record, weights=weights, onnx=onnx)

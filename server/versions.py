@@ -11,6 +11,7 @@ from munet_serve.errors import NotFoundError
 
 from . import paths
 from .events import EventHub
+from .integrity import StoredFiles
 from .live import LiveRoutes
 from .records import (
     ComponentFiles,
@@ -32,8 +33,10 @@ logger = logging.getLogger(__name__)
 class Versions:
     """Publishes, rolls back and lists the versions of a task's path."""
 
-    def __init__(self, registry: Registry, live: LiveRoutes, tasks: Tasks, events: EventHub) -> None:
+    def __init__(self, registry: Registry, files: StoredFiles, live: LiveRoutes, tasks: Tasks,
+                 events: EventHub) -> None:
         self._registry = registry
+        self._files = files
         self._live = live
         self._tasks = tasks
         self._events = events
@@ -62,11 +65,12 @@ class Versions:
         kinds = self._kinds(new.components, uploaded)
         paths.check_ends(kinds)
         path = ServedPath(version=0, components=tuple(kinds), input=new.input)
-        with self._live.changes:
+        records = [c.record for c in uploaded.values()]
+        with self._live.changes, self._files.staged(records):
             self._registry.write_component_files(uploaded.values())
             record = self._live.swap_in(
                 task, path, "publish",
-                lambda: self._registry.commit_publish(task.name, new, [c.record for c in uploaded.values()]),
+                lambda: self._registry.commit_publish(task.name, new, records),
             )
         logger.info("published %s version %d (%d new components, val acc %.4f)", task.name, record.version,
                     len(uploaded), new.metrics.get("validation_accuracy", 0.0))

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from munet_serve.artifacts import ComponentKind, Split, read_dataset
+from munet_serve.artifacts import ComponentKind, Split, read_dataset, sha256_hex
 from munet_serve.errors import AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from munet_serve.imaging import InputSpec
 from munet_serve.server.datasets import DatasetBuilder, SplitPolicy
@@ -114,20 +114,25 @@ def test_tasks_versions_and_rollback_survive_a_reopen(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_a_data_dir_of_schema_1_gains_the_unloaded_flag(tmp_path: Path) -> None:
+def test_a_data_dir_of_schema_1_gains_the_unloaded_flag_and_its_graphs_hashes(tmp_path: Path) -> None:
     registry = Registry(tmp_path)
     dataset, data = _dataset()
     registry.create_task("t", ["a", "b", "c"], "demo", dataset, data)
+    component = _component("a")
+    registry.write_component_files([component])
+    registry.record_components([component.record])
     registry.close()
-    with sqlite3.connect(tmp_path / "registry.sqlite3") as db:  # what schema 1 had: no unloaded column
+    with sqlite3.connect(tmp_path / "registry.sqlite3") as db:  # what schema 1 had: no unloaded, no graph hashes
         db.execute("ALTER TABLE tasks DROP COLUMN unloaded")
+        db.execute("ALTER TABLE components DROP COLUMN onnx_sha256")
         db.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     reopened = Registry(tmp_path)
     assert reopened.get_task("t").unloaded is False
     assert reopened.set_unloaded("t", True).unloaded is True
+    assert reopened.get_component(component.record.id).onnx_sha256 == sha256_hex(component.onnx)
     reopened.close()
     with sqlite3.connect(tmp_path / "registry.sqlite3") as db:
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("2",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("3",)
     assert Registry(tmp_path).get_task("t").unloaded is True
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from munet_serve import __version__
 from munet_serve.errors import (
+    DataLossError,
     FailedPreconditionError,
     InvalidArgumentError,
     MunetError,
@@ -299,7 +300,7 @@ def triton_statuses() -> Iterator[None]:
     a request over the limits INVALID_ARGUMENT; the message stays."""
     try:
         yield
-    except FailedPreconditionError as e:
+    except (FailedPreconditionError, DataLossError) as e:
         raise UnavailableError(e.details) from e
     except ResourceExhaustedError as e:
         raise InvalidArgumentError(e.details) from e

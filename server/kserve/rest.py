@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ from starlette.routing import Mount, Route
 from munet_serve.errors import InvalidArgumentError, MunetError, UnimplementedError
 
 from ..auth import Authenticator, http_role
+from ..config import ServerConfig
 from ..metrics import ServerMetrics
 from . import tensors
 from .models import InferRequest, InferResponse, InputTensor, KServeModels, RequestedOutput
@@ -316,9 +318,11 @@ class RestServer:
         self.thread.join(timeout=grace + 5)
 
 
-def start_rest(models: KServeModels, metrics: ServerMetrics, auth: Authenticator | None, host: str,
-               port: int) -> RestServer:
-    """Binds host:port (OSError if it cannot) and serves the endpoint there from a thread of its own."""
+def start_rest(models: KServeModels, metrics: ServerMetrics, auth: Authenticator | None,
+               server_config: ServerConfig) -> RestServer:
+    """Binds the config's host and http_port (OSError if it cannot) and serves the endpoint there from a thread of
+    its own, with TLS (and client certificates) as the config says."""
+    host, port = server_config.host, server_config.http_port or 0
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -328,8 +332,13 @@ def start_rest(models: KServeModels, metrics: ServerMetrics, auth: Authenticator
     except OSError as e:
         sock.close()
         raise OSError(f"could not bind the HTTP endpoint to {host}:{port}: {e}") from e
+    tls: dict[str, Any] = {}
+    if server_config.tls:
+        tls = {"ssl_certfile": str(server_config.tls_cert), "ssl_keyfile": str(server_config.tls_key)}
+        if server_config.tls_client_ca is not None:
+            tls |= {"ssl_ca_certs": str(server_config.tls_client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
     config = uvicorn.Config(build_app(models, metrics, auth), log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=5, **tls)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="munet-http", daemon=True)
     thread.start()

@@ -92,6 +92,12 @@ class UnimplementedError(MunetError):
     code = grpc.StatusCode.UNIMPLEMENTED
 
 
+class DataLossError(MunetError):
+    """A stored file does not match its content address (corrupted or missing): what needs it refuses to load."""
+
+    code = grpc.StatusCode.DATA_LOSS
+
+
 class InternalError(MunetError):
     """The server failed where the request was fine (an inference that raised, a bug); details are in its log."""
 
@@ -111,6 +117,7 @@ _BY_CODE: dict[grpc.StatusCode, type[MunetError]] = {
         UnimplementedError,
         UnauthenticatedError,
         PermissionDeniedError,
+        DataLossError,
         InternalError,
     )
 }
