@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         return DELEGATED[argv[0]](argv[1:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    given = [f"--{name}" for name in SERVER_OPTIONS if name in vars(args)]
+    given = [f"--{name.replace('_', '-')}" for name in SERVER_OPTIONS if name in vars(args)]
     if given and args.command not in SERVER_COMMANDS:
         parser.error(f"{' and '.join(given)}: only for predict, tasks and versions, not {args.command} "
                      f"(see munet-serve {args.command} --help)")

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure", action="store_true", help="passed to the server: no auth beyond loopback")
     parser.add_argument("--tls-cert", type=Path, default=None, help="passed to the server: TLS on its ports")
     parser.add_argument("--tls-key", type=Path, default=None, help="passed to the server: the key of --tls-cert")
-    parser.add_argument("--tls-ca", type=Path, default=None,
+    parser.add_argument("--tls-ca", type=Path, default=None, dest="up_tls_ca",
                         help="the CA up and its evolver trust (default: --tls-cert itself, as for a self-signed one)")
     parser.add_argument("--http-port", type=int, default=None,
                         help="serve the KServe v2 HTTP/REST protocol on this port too (conventionally 8000)")
@@ -92,7 +92,7 @@ def run(args: argparse.Namespace, evolver_args: list[str]) -> int:
             console.print("[red]TLS needs both --tls-cert and --tls-key[/]")
             return 2
         server_argv += ["--tls-cert", str(args.tls_cert), "--tls-key", str(args.tls_key)]
-        tls_ca = args.tls_ca or args.tls_cert
+        tls_ca = args.up_tls_ca or args.tls_cert
         evolver_env["MUNET_SERVE_TLS_CA"] = str(tls_ca)
     if args.demo and not evolver_args:
         evolver_args = DEMO_EVOLVER_ARGS

@@ -11,7 +11,7 @@ from munet_serve.clients import Client
 from munet_serve.server.app import RunningServer, create_server
 from munet_serve.server.config import ServerConfig
 
-pytest_plugins = ["evolver_fixtures", "serving_fixtures"]
+pytest_plugins = ["evolver_fixtures", "serving_fixtures", "tls_fixtures"]
 
 ServerFactory = Callable[..., RunningServer]
 

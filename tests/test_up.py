@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 
 from munet_serve.clients import Client
+from munet_serve.clients.errors import UnavailableError
+from munet_serve.tokens import TokensFile
+
+from tls_fixtures import Certificates
 
 CLI = str(Path(sys.executable).with_name("munet-serve"))
 TINY = ["--root-preset", "tiny-test", "--budget", "tiny", "--threads", "1"]
@@ -95,3 +99,28 @@ def test_interrupted_while_seeding_then_resumed(tmp_path: Path) -> None:
         again.kill()
     assert "demo task 'digits' already registered" in output
     assert "prediction: image 0" in output and "stopped (evolver exit 0, server exit 0)" in output
+
+
+def test_up_serves_with_tls_and_tokens_and_gives_its_evolver_both(tmp_path: Path, certificates: Certificates) -> None:
+    """`up --tls-cert --tls-key --tls-ca --tokens-file`: the server gets TLS and the tokens; up's own calls and its
+    evolver's connect with the CA and tokens of their own, and the demo runs to its prediction."""
+    port = free_port()
+    tokens = tmp_path / "tokens.json"
+    admin = TokensFile(tokens).create("admin", ("admin",))
+    proc = start_up(tmp_path / "data", "--demo", "--tls-cert", str(certificates.server.cert),
+                    "--tls-key", str(certificates.server.key), "--tls-ca", str(certificates.ca), "--tokens-file",
+                    str(tokens), *TINY, port=port)
+    try:
+        lines = read_until(proc, "server and evolver running")
+        with Client(f"127.0.0.1:{port}", timeout=30, tls_ca=certificates.ca, token=admin) as client:
+            assert client.get_task("digits").current_version >= 1
+        with Client(f"127.0.0.1:{port}", timeout=5, token=admin) as plaintext, pytest.raises(UnavailableError):
+            plaintext.list_tasks()
+        proc.send_signal(signal.SIGINT)
+        lines += proc.stdout.readlines()
+        assert proc.wait(timeout=120) == 0, "".join(lines)
+    finally:
+        proc.kill()
+    output = "".join(lines)
+    assert "prediction: image 0" in output and "stopped (evolver exit 0, server exit 0)" in output
+    assert {e.name for e in TokensFile(tokens).read()} == {"admin", "up", "up-evolver"}

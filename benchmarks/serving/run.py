@@ -140,7 +140,7 @@ PROFILES: dict[str, Profile] = {
 # --- processes -----------------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -196,8 +196,10 @@ class System:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start(name: str, args: list[str], workdir: Path, ready_s: float = 600.0) -> System:
-    port, metrics_port = _free_port(), _free_port()
+def start_process(name: str, args: list[str], workdir: Path, ready_s: float = 600.0) -> System:
+    """Starts a server process (python args --port P --metrics-port M), its output in workdir/NAME.log, and waits
+    until its gRPC port accepts connections."""
+    port, metrics_port = free_port(), free_port()
     log = workdir / f"{name}.log"
     process = subprocess.Popen([sys.executable, *args, "--port", str(port), "--metrics-port", str(metrics_port)],
                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -217,20 +219,21 @@ def _start(name: str, args: list[str], workdir: Path, ready_s: float = 600.0) ->
 
 
 def start_munet(workdir: Path, profile: Profile, name: str = "munet", fuse: bool = True) -> System:
-    return _start(name, ["-m", "munet_serve.server", "--data-dir", str(workdir / f"{name}-data"), "--device",
-                         profile.device, "--max-workers", str(max(32, 2 * profile.most_clients)), "--max-batch",
-                         str(profile.max_batch), "--batch-delay-ms", str(profile.batch_delay_ms), "--threads",
-                         str(profile.threads), "--batch-workers", str(profile.batch_workers), "--log-level",
-                         "WARNING", *([] if fuse else ["--no-fuse"])], workdir)
+    return start_process(name, ["-m", "munet_serve.server", "--data-dir", str(workdir / f"{name}-data"),
+                                "--device", profile.device, "--max-workers", str(max(32, 2 * profile.most_clients)),
+                                "--max-batch", str(profile.max_batch), "--batch-delay-ms", str(profile.batch_delay_ms),
+                                "--threads", str(profile.threads), "--batch-workers", str(profile.batch_workers),
+                                "--log-level", "WARNING", *([] if fuse else ["--no-fuse"])], workdir)
 
 
 def start_per_task(kind: str, source: str, tasks: list[str], workdir: Path, profile: Profile) -> System:
-    return _start(f"{kind}-{len(tasks)}", ["-m", "benchmarks.serving.per_task", "--kind", kind, "--source", source,
-                                           "--tasks", ",".join(tasks), "--max-batch", str(profile.max_batch),
-                                           "--batch-delay-ms", str(profile.batch_delay_ms), "--device",
-                                           profile.device, "--max-workers", str(max(32, 2 * profile.most_clients)),
-                                           "--threads", str(profile.threads), "--batch-workers",
-                                           str(profile.batch_workers)], workdir)
+    return start_process(f"{kind}-{len(tasks)}", ["-m", "benchmarks.serving.per_task", "--kind", kind, "--source",
+                                                  source, "--tasks", ",".join(tasks), "--max-batch",
+                                                  str(profile.max_batch), "--batch-delay-ms",
+                                                  str(profile.batch_delay_ms), "--device", profile.device,
+                                                  "--max-workers", str(max(32, 2 * profile.most_clients)),
+                                                  "--threads", str(profile.threads), "--batch-workers",
+                                                  str(profile.batch_workers)], workdir)
 
 
 @contextlib.contextmanager
