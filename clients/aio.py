@@ -15,11 +15,11 @@ from .errors import from_rpc_error
 from .steps import Call, Session, Sleep, Step, Steps, Stream, Watch
 from .streams import RequestStream, failure
 from .transport import (
-    CHANNEL_OPTIONS,
     DEFAULT_TARGET,
     Transport,
     as_method,
     channel_credentials,
+    channel_target,
     step_result,
     watch_item,
 )
@@ -42,8 +42,9 @@ class AsyncTransport(Transport):
         with TLS, trusting this CA file (default: $MUNET_SERVE_TLS_CA, if set); `tls_cert` and `tls_key`: the
         client certificate a server with mutual TLS asks for."""
         credentials = channel_credentials(tls_ca, tls_cert, tls_key)
-        channel = (grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) if credentials is None
-                   else grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS))
+        name, options = channel_target(target)
+        channel = (grpc.aio.insecure_channel(name, options=options) if credentials is None
+                   else grpc.aio.secure_channel(name, credentials, options=options))
         super().__init__(channel, target, timeout, token)
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ from .transport import (
     Transport,
     as_method,
     channel_credentials,
+    channel_target,
     step_result,
     watch_item,
 )
@@ -61,8 +62,9 @@ class SyncTransport(Transport):
         with TLS, trusting this CA file (default: $MUNET_SERVE_TLS_CA, if set); `tls_cert` and `tls_key`: the
         client certificate a server with mutual TLS asks for."""
         credentials = channel_credentials(tls_ca, tls_cert, tls_key)
-        channel = (grpc.insecure_channel(target, options=CHANNEL_OPTIONS) if credentials is None
-                   else grpc.secure_channel(target, credentials, options=CHANNEL_OPTIONS))
+        name, options = channel_target(target)
+        channel = (grpc.insecure_channel(name, options=options) if credentials is None
+                   else grpc.secure_channel(name, credentials, options=options))
         super().__init__(channel, target, timeout, token)
 
     def close(self) -> None:

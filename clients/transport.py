@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import ipaddress
 import os
+import socket
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +34,46 @@ def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     """The call metadata that carries a token: `token`, else $MUNET_SERVE_TOKEN, else none."""
     token = token if token is not None else os.environ.get(TOKEN_ENV) or None
     return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+BALANCED = ("grpc.lb_policy_name", "round_robin")
+SCHEMES = ("dns:", "ipv4:", "ipv6:", "unix:")  # gRPC's own target names, passed through
+
+
+def channel_target(target: str) -> tuple[str, list[tuple[str, Any]]]:
+    """The gRPC target and channel options for `target`. It may be one address HOST:PORT, or several separated by
+    commas (replicas: each call goes to the next ready one, gRPC's round_robin over their addresses; a host name is
+    resolved once, here), or a gRPC name such as dns:///replicas.example:50051 (round_robin over what it resolves
+    to)."""
+    parts = [p.strip() for p in target.split(",") if p.strip()]
+    if not parts:
+        raise ValueError("no server address given")
+    if len(parts) == 1:
+        balanced = parts[0].startswith(SCHEMES)
+        return parts[0], [*CHANNEL_OPTIONS, *([BALANCED] if balanced else [])]
+    addresses = [_address(part) for part in parts]
+    if len({ip.version for ip, _ in addresses}) > 1:
+        raise ValueError(f"server addresses {target!r} mix IPv4 and IPv6; give addresses of one family")
+    scheme = f"ipv{addresses[0][0].version}"
+    joined = ",".join(f"{ip}:{port}" if ip.version == 4 else f"[{ip}]:{port}" for ip, port in addresses)
+    return f"{scheme}:{joined}", [*CHANNEL_OPTIONS, BALANCED]
+
+
+def _address(part: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, int]:
+    host, colon, port = part.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise ValueError(f"server address {part!r} is not HOST:PORT")
+    host = host.strip("[]")
+    try:
+        return ipaddress.ip_address(host), int(port)
+    except ValueError:
+        pass
+    try:
+        found = [ipaddress.ip_address(info[4][0]) for info in socket.getaddrinfo(host, int(port),
+                                                                                 type=socket.SOCK_STREAM)]
+    except OSError as e:
+        raise ValueError(f"server address {part!r}: {host!r} does not resolve: {e}") from e
+    return next((ip for ip in found if ip.version == 4), found[0]), int(port)  # IPv4 first, as for localhost
 
 
 def channel_credentials(tls_ca: str | Path | None = None, tls_cert: str | Path | None = None,
