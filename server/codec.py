@@ -7,6 +7,7 @@ images in one request) and, for a root, which arrives whole, the domain's checks
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,6 +45,7 @@ _NP_DTYPE: dict[int, np.dtype] = {
     types_pb2.DTYPE_UINT8: np.dtype(np.uint8),
 }
 _STRUCT = "google.protobuf.Struct"
+MAX_TENSOR_DIMS = 8  # numpy holds at most 64; an image batch has 4
 _EVENT_TO_PB = {
     name.removeprefix("TASK_EVENT_TYPE_").lower(): tasks_pb2.TaskEventType.Value(name)
     for name in tasks_pb2.TaskEventType.keys()
@@ -86,6 +88,15 @@ def fill_message(message: Message, values: dict[str, Any]) -> Message:
     return message
 
 
+def struct_dict(s: Message, what: str) -> dict[str, Any]:
+    """A google.protobuf.Struct the client sent, as a dict; INVALID_ARGUMENT where it holds what JSON cannot (a NaN
+    or infinite number, a Value with no kind set)."""
+    try:
+        return from_struct(s)
+    except ValueError as e:
+        raise InvalidArgumentError(f"{what} cannot be stored: {e}") from e
+
+
 timestamp = messages.timestamp_pb
 kind_pb = messages.kind_pb
 input_spec_pb = messages.input_spec_pb
@@ -101,14 +112,25 @@ def kind_from_pb(kind: int) -> ComponentKind:
 # --- tensors and images --------------------------------------------------------------------------------------------
 
 
+def _dtype_name(value: int) -> str:
+    """The DType's name, or its number where it names none (proto3 enums take any number on the wire)."""
+    try:
+        return types_pb2.DType.Name(value)
+    except ValueError:
+        return f"{value} (no such DType)"
+
+
 def tensor_array(t: types_pb2.Tensor, what: str) -> np.ndarray:
     if t.dtype not in _NP_DTYPE:
-        raise InvalidArgumentError(f"{what}: dtype must be FLOAT32 or UINT8, got {types_pb2.DType.Name(t.dtype)}")
+        raise InvalidArgumentError(f"{what}: dtype must be FLOAT32 or UINT8, got {_dtype_name(t.dtype)}")
     dtype = _NP_DTYPE[t.dtype]
     shape = tuple(t.shape)
     if not shape or any(d <= 0 for d in shape):
-        raise InvalidArgumentError(f"{what}: shape {list(shape)} must have positive dimensions")
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        raise InvalidArgumentError(f"{what}: shape {list(shape)} must have positive dimensions"[:300])
+    if len(shape) > MAX_TENSOR_DIMS:
+        raise InvalidArgumentError(f"{what}: shape has {len(shape)} dimensions; a tensor here has at most "
+                                   f"{MAX_TENSOR_DIMS}")
+    expected = math.prod(shape) * dtype.itemsize  # Python integers: a product of int64 dimensions may overflow int64
     if len(t.data) != expected:
         raise InvalidArgumentError(
             f"{what}: data has {len(t.data)} bytes, but shape {list(shape)} of {dtype.name} needs {expected}"
@@ -252,7 +274,7 @@ def path_header(path: types_pb2.PathVersion) -> PathHeader:
     return PathHeader(
         task=path.task,
         components=_slots(path.components),
-        hparams=from_struct(path.hparams),
+        hparams=struct_dict(path.hparams, "the path's hparams"),
         metrics=message_to_dict(path.metrics),
         input=input_fields(path.input),
         parent=(path.parent.task, path.parent.version) if path.HasField("parent") else None,
@@ -271,7 +293,7 @@ def component_upload(info: types_pb2.ComponentInfo, weights: bytes, onnx: bytes)
     return ComponentUpload(
         id=info.id,
         kind=_kind_or_number(info.kind),
-        lineage=from_struct(info.lineage),
+        lineage=struct_dict(info.lineage, f"the lineage of component {info.id}"),
         parity_max_abs_error=info.parity_max_abs_error,
         weights=weights,
         onnx=onnx,
@@ -374,7 +396,7 @@ def root_record(r: types_pb2.RootInfo) -> RootRecord:
     return RootRecord(
         source=r.source,
         components=paths.slots(_slots(r.components), "root"),
-        config=from_struct(r.config),
+        config=struct_dict(r.config, "the root's config"),
         params=r.params,
         input=input_spec(r.input, "root"),
     )

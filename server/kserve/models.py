@@ -28,6 +28,7 @@ from munet_serve.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     MunetError,
+    NotFoundError,
     ResourceExhaustedError,
     UnavailableError,
 )
@@ -44,6 +45,7 @@ EXTENSIONS = ("classification", "model_repository", "model_configuration", "stat
 PLATFORM, BACKEND = "onnxruntime_onnx", "onnxruntime"
 INPUT, OUTPUT = "IMAGE", "LOGITS"
 LABELS_FILE = "labels.txt"
+MAX_VERSION = 2**32 - 1  # version numbers are uint32 in the native API
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,8 @@ class KServeModels:
             raise InvalidArgumentError(f"model version {version!r} of {task.name!r} is not a version number: give "
                                        f"a published version as a decimal string, or \"\" for the current one")
         number = int(version)
+        if number > MAX_VERSION:  # none such, and past what the registry's integers hold
+            raise NotFoundError(f"task {task.name!r} has no version {version}")
         self._registry.get_version(task.name, number)  # NOT_FOUND: "task 'x' has no version 7"
         return number
 

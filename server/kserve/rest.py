@@ -93,6 +93,8 @@ async def _json(request: Request) -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgumentError(f"the request body is not JSON: {e}") from e
+    except RecursionError as e:
+        raise InvalidArgumentError("the request body nests too deeply to be read") from e
     if not isinstance(value, dict):
         raise InvalidArgumentError("the request body must be a JSON object")
     return value
@@ -131,9 +133,10 @@ def build_app(models: KServeModels, metrics: ServerMetrics, auth: Authenticator 
 
     async def load(request: Request) -> Response:
         body = await _json(request)
-        if body.get("parameters"):
-            raise InvalidArgumentError(f"repository load takes no parameters here (got {sorted(body['parameters'])}):"
-                                       f" a task's configuration and files come from its published versions")
+        if parameters := body.get("parameters"):
+            got = sorted(parameters) if isinstance(parameters, dict) else parameters  # any JSON value may come
+            raise InvalidArgumentError(f"repository load takes no parameters here (got {tensors.brief(got)}): a "
+                                       f"task's configuration and files come from its published versions")
         await run_in_threadpool(models.load, request.path_params["model"])
         return Response(status_code=200)
 
@@ -221,18 +224,21 @@ def infer_request(model: str, version: str, body: bytes, header_length: str | No
         document = json.loads(header)
     except (ValueError, UnicodeDecodeError) as e:
         raise InvalidArgumentError(f"the inference request's header is not JSON: {e}") from e
+    except RecursionError as e:
+        raise InvalidArgumentError("the inference request's header nests too deeply to be read") from e
     if not isinstance(document, dict):
         raise InvalidArgumentError("the inference request must be a JSON object")
     parameters = _object(document.get("parameters"), "parameters")
     inputs, offset = [], 0
     for i, tensor in enumerate(_list(document.get("inputs"), "inputs")):
         tensor = _object(tensor, f"inputs[{i}]")
-        name, datatype = str(tensor.get("name", "")), str(tensor.get("datatype", ""))
+        name = _text(tensor.get("name", ""), f"inputs[{i}] name")
+        datatype = _text(tensor.get("datatype", ""), f"inputs[{i}] datatype")
         shape = _shape(tensor.get("shape"), name)
         span = _object(tensor.get("parameters"), f"input {name!r} parameters").get("binary_data_size")
         if span is not None:
             if not isinstance(span, int) or isinstance(span, bool) or span < 0 or offset + span > len(binary):
-                raise InvalidArgumentError(f"input {name!r}: binary_data_size {span!r} does not fit the "
+                raise InvalidArgumentError(f"input {name!r}: binary_data_size {tensors.brief(span)} does not fit the "
                                            f"{len(binary) - offset} binary bytes left in the body")
             data = tensors.from_raw(name, datatype, shape, binary[offset:offset + span])
             offset += span
@@ -249,12 +255,12 @@ def infer_request(model: str, version: str, body: bytes, header_length: str | No
         options = _object(output.get("parameters"), f"outputs[{i}] parameters")
         count = options.get("classification", 0)
         if not isinstance(count, int) or isinstance(count, bool):
-            raise InvalidArgumentError(f"output {output.get('name')!r}: classification must be an integer class "
-                                       f"count, got {count!r}")
+            raise InvalidArgumentError(f"output {tensors.brief(output.get('name'))}: classification must be an "
+                                       f"integer class count, got {tensors.brief(count)}")
         binary_flag = options.get("binary_data")
-        outputs.append(RequestedOutput(str(output.get("name", "")), count,
+        outputs.append(RequestedOutput(_text(output.get("name", ""), f"outputs[{i}] name"), count,
                                        None if binary_flag is None else bool(binary_flag)))
-    request = InferRequest(model, version, str(document.get("id", "")), inputs, outputs)
+    request = InferRequest(model, version, _text(document.get("id", ""), "the request id"), inputs, outputs)
     return DecodedInfer(request, bool(parameters.get("binary_data_output", False)))
 
 
@@ -298,8 +304,16 @@ def _list(value: Any, what: str) -> list[Any]:
 
 def _shape(value: Any, name: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in value):
-        raise InvalidArgumentError(f"input {name!r}: shape must be a list of integers, got {value!r}"[:300])
+        raise InvalidArgumentError(f"input {name!r}: shape must be a list of integers, got {tensors.brief(value)}")
     return tuple(value)
+
+
+def _text(value: Any, what: str) -> str:
+    """A name, datatype or id: a string, or a number's text; an object or a list is refused (the protocol wants a
+    string, and its text could be as large and as deep as the JSON it came in)."""
+    if isinstance(value, dict | list):
+        raise InvalidArgumentError(f"{what} must be a string, got {tensors.brief(value)}")
+    return str(value)
 
 
 # --- serving ----------------------------------------------------------------------------------------------------------

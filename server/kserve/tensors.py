@@ -5,6 +5,7 @@ whose raw form is each element as a 4-byte little-endian length followed by its 
 from __future__ import annotations
 
 import math
+import reprlib
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ NUMPY: dict[str, np.dtype] = {
     )
 }
 _LENGTH = struct.Struct("<I")
+MAX_DIMS = 8  # numpy holds at most 64; an image tensor has 4
 
 Data = np.ndarray | list[bytes]  # a numeric array, or the elements of a BYTES tensor in row-major order
 
@@ -31,8 +33,20 @@ def check_shape(name: str, shape: Sequence[int]) -> tuple[int, ...]:
     dims = tuple(int(d) for d in shape)
     if not dims or any(d < 0 for d in dims):
         raise InvalidArgumentError(f"input {name!r}: shape {list(dims)} is not a tensor shape (give every "
-                                   f"dimension, none negative)")
+                                   f"dimension, none negative)"[:300])
+    if len(dims) > MAX_DIMS:
+        raise InvalidArgumentError(f"input {name!r}: shape has {len(dims)} dimensions; a tensor here has at most "
+                                   f"{MAX_DIMS}")
     return dims
+
+
+def _shaped(name: str, flat: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
+    """The elements in the shape; INVALID_ARGUMENT for a shape that no array can have (an empty tensor whose other
+    dimensions multiply past what memory addresses)."""
+    try:
+        return flat.reshape(dims)
+    except ValueError as e:
+        raise InvalidArgumentError(f"input {name!r}: shape {list(dims)} cannot be held: {e}") from e
 
 
 def element_count(shape: Sequence[int]) -> int:
@@ -53,7 +67,7 @@ def from_raw(name: str, datatype: str, shape: Sequence[int], raw: bytes) -> Data
     if len(raw) != count * dtype.itemsize:
         raise InvalidArgumentError(f"input {name!r}: shape {list(dims)} of {datatype} needs "
                                    f"{count * dtype.itemsize} bytes, the raw contents hold {len(raw)}")
-    return np.frombuffer(raw, dtype=dtype).reshape(dims)
+    return _shaped(name, np.frombuffer(raw, dtype=dtype), dims)
 
 
 def from_values(name: str, datatype: str, shape: Sequence[int], values: Sequence[Any]) -> Data:
@@ -64,7 +78,7 @@ def from_values(name: str, datatype: str, shape: Sequence[int], values: Sequence
         elements = []
         for v in _flat(values):
             if not isinstance(v, str | bytes):
-                raise InvalidArgumentError(f"input {name!r}: a BYTES element must be a string, got {v!r}"[:300])
+                raise InvalidArgumentError(f"input {name!r}: a BYTES element must be a string, got {brief(v)}")
             elements.append(v.encode() if isinstance(v, str) else v)
         if len(elements) != count:
             raise InvalidArgumentError(f"input {name!r}: shape {list(dims)} needs {count} elements, got "
@@ -77,7 +91,7 @@ def from_values(name: str, datatype: str, shape: Sequence[int], values: Sequence
         raise InvalidArgumentError(f"input {name!r}: its data are not {datatype} values: {e}") from e
     if array.size != count:
         raise InvalidArgumentError(f"input {name!r}: shape {list(dims)} needs {count} elements, got {array.size}")
-    return array.reshape(dims)
+    return _shaped(name, array, dims)
 
 
 def split_bytes(name: str, raw: bytes) -> list[bytes]:
@@ -112,9 +126,19 @@ def _dtype(name: str, datatype: str) -> np.dtype:
     return dtype
 
 
+def brief(value: Any) -> str:
+    """A short repr of a value a client sent, however large or deeply nested (for error messages)."""
+    return reprlib.repr(value)
+
+
 def _flat(values: Any) -> Any:
-    for v in values:
-        if isinstance(v, list | tuple):
-            yield from _flat(v)
-        else:
+    """The leaves of nested lists in order, without recursion (JSON may nest as deep as its parser allows)."""
+    stack = [iter(values)]
+    while stack:
+        for v in stack[-1]:
+            if isinstance(v, list | tuple):
+                stack.append(iter(v))
+                break
             yield v
+        else:
+            stack.pop()
