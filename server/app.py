@@ -81,6 +81,7 @@ def create_server(config: ServerConfig) -> RunningServer:
                 f"`munet-serve tokens create` makes one) or, to serve an open server to the network, --insecure")
         logger.warning("SERVING %s WITHOUT AUTHENTICATION (--insecure): anyone who reaches the port may delete tasks, "
                        "roll them back and publish paths", config.host)
+    credentials = server_credentials(config) if config.tls else None  # an unreadable file fails before anything opens
     env = ort_environment(config.device, config.intra_op_threads)
     metrics = ServerMetrics()
     core = ServeCore(config, env, metrics)
@@ -103,8 +104,7 @@ def create_server(config: ServerConfig) -> RunningServer:
         reflection.enable_server_reflection((*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), server,
                                             pool=reflection_pool(files))
     address = f"{config.host}:{config.port}"
-    port = server.add_secure_port(address, server_credentials(config)) if config.tls else \
-        server.add_insecure_port(address)
+    port = server.add_insecure_port(address) if credentials is None else server.add_secure_port(address, credentials)
     if port == 0:
         core.close()
         raise OSError(f"could not bind {config.host}:{config.port}")

@@ -95,3 +95,11 @@ def test_tls_settings_are_checked(tmp_path: Path, certificates: Certificates) ->
         ServerConfig(data_dir=tmp_path, tls_client_ca=certificates.ca)
     with pytest.raises(ValueError, match="both tls_cert and tls_key"):
         Client("127.0.0.1:1", tls_ca=certificates.ca, tls_cert=certificates.client.cert)
+
+
+def test_an_unreadable_certificate_stops_the_server_at_start_with_the_reason(served_dir: Path,
+                                                                            certificates: Certificates) -> None:
+    done = subprocess.run([sys.executable, "-m", "munet_serve.server", "--data-dir", str(served_dir), "--port", "0",
+                           "--tls-cert", str(certificates.server.cert), "--tls-key", str(served_dir / "no-such.key")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "cannot serve" in done.stderr and "no-such.key" in done.stderr, done.stderr
