@@ -18,8 +18,7 @@ from .transport import (
     DEFAULT_TARGET,
     Transport,
     as_method,
-    channel_credentials,
-    channel_target,
+    open_channel,
     step_result,
     watch_item,
 )
@@ -41,11 +40,7 @@ class AsyncTransport(Transport):
         """`token`: the bearer token every call carries (default: $MUNET_SERVE_TOKEN, if set). `tls_ca`: connect
         with TLS, trusting this CA file (default: $MUNET_SERVE_TLS_CA, if set); `tls_cert` and `tls_key`: the
         client certificate a server with mutual TLS asks for."""
-        credentials = channel_credentials(tls_ca, tls_cert, tls_key)
-        name, options = channel_target(target)
-        channel = (grpc.aio.insecure_channel(name, options=options) if credentials is None
-                   else grpc.aio.secure_channel(name, credentials, options=options))
-        super().__init__(channel, target, timeout, token)
+        super().__init__(open_channel(grpc.aio, target, tls_ca, tls_cert, tls_key), target, timeout, token)
 
     async def close(self) -> None:
         await self._channel.close()

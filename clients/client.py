@@ -19,8 +19,7 @@ from .transport import (
     MAX_MESSAGE_BYTES,
     Transport,
     as_method,
-    channel_credentials,
-    channel_target,
+    open_channel,
     step_result,
     watch_item,
 )
@@ -61,11 +60,7 @@ class SyncTransport(Transport):
         """`token`: the bearer token every call carries (default: $MUNET_SERVE_TOKEN, if set). `tls_ca`: connect
         with TLS, trusting this CA file (default: $MUNET_SERVE_TLS_CA, if set); `tls_cert` and `tls_key`: the
         client certificate a server with mutual TLS asks for."""
-        credentials = channel_credentials(tls_ca, tls_cert, tls_key)
-        name, options = channel_target(target)
-        channel = (grpc.insecure_channel(name, options=options) if credentials is None
-                   else grpc.secure_channel(name, credentials, options=options))
-        super().__init__(channel, target, timeout, token)
+        super().__init__(open_channel(grpc, target, tls_ca, tls_cert, tls_key), target, timeout, token)
 
     def close(self) -> None:
         self._channel.close()

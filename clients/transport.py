@@ -95,6 +95,17 @@ def channel_credentials(tls_ca: str | Path | None = None, tls_cert: str | Path |
     )
 
 
+def open_channel(grpc_module: Any, target: str, tls_ca: str | Path | None = None, tls_cert: str | Path | None = None,
+                 tls_key: str | Path | None = None) -> Any:
+    """A channel of `grpc_module` (grpc, or grpc.aio) to `target` (channel_target), with TLS if credentials are
+    given or set in the environment (channel_credentials), else plaintext."""
+    credentials = channel_credentials(tls_ca, tls_cert, tls_key)
+    name, options = channel_target(target)
+    if credentials is None:
+        return grpc_module.insecure_channel(name, options=options)
+    return grpc_module.secure_channel(name, credentials, options=options)
+
+
 class Transport:
     """A channel to one server and the stubs on it (made on first use); `timeout` is the default deadline, and every
     call carries the bearer token, if there is one."""

@@ -10,15 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from benchmarks.crash.setup import random_heads as exported_random_heads
 from munet_serve.artifacts import Dataset, Split
 from munet_serve.clients import Client
 from munet_serve.clients.types import ComponentArtifact, PathComponent, PathRef, PathVersion, RootInfo
-from munet_serve.evolver.components import fresh_head
 from munet_serve.evolver.config import EvolverConfig, budget_preset, root_preset, search_preset
 from munet_serve.evolver.executors import Executor
-from munet_serve.evolver.export import export_component, fresh_lineage
 from munet_serve.evolver.worker import Evolver
 from munet_serve.server.app import create_server
 from munet_serve.server.config import ServerConfig
@@ -59,13 +57,8 @@ def evolver(client: Client, cache_dir: Path, executor_: Executor | None = None, 
 
 
 def random_heads(dim: int, count: int, classes: int = 10) -> list[ComponentArtifact]:
-    heads = []
-    for seed in range(count):
-        head = fresh_head(dim, classes)
-        with torch.no_grad():
-            head.fc.weight.copy_(torch.randn(head.fc.weight.shape, generator=torch.Generator().manual_seed(seed)))
-        heads.append(export_component(head, fresh_lineage(TASK, "head")))
-    return heads
+    """`count` heads of the task with random kernels, exported (the crash benchmark's, benchmarks/crash/setup.py)."""
+    return exported_random_heads(dim, classes, count, TASK)
 
 
 def publish_heads(client: Client, count: int, task: str = TASK) -> list[PathVersion]:
